@@ -1,0 +1,179 @@
+"""Domain errors and their one rendering: RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("regiondesk.errors")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://regiondesk.example/problems/"
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class DomainError(Exception):
+    """An error a client can act on. Subclasses fix the status and the problem type."""
+
+    status: int = 400
+    code: str = "bad-request"
+    title: str | None = None
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    status, code = 404, "not-found"
+
+
+class Conflict(DomainError):
+    status, code = 409, "conflict"
+
+
+class InvalidReference(DomainError):
+    """A referenced object does not exist or may not be used; names the field."""
+
+    status, code = 422, "invalid-reference"
+
+    def __init__(self, field: str, detail: str, **extra: Any) -> None:
+        super().__init__(
+            detail,
+            errors=[{"loc": ["body", *field.split(".")], "msg": detail, "type": self.code}],
+            **extra,
+        )
+
+
+class Unprocessable(DomainError):
+    status, code = 422, "unprocessable"
+
+
+class PreconditionFailed(DomainError):
+    status, code = 412, "precondition-failed"
+
+
+class PreconditionRequired(DomainError):
+    status, code = 428, "precondition-required"
+
+
+class Unauthorized(DomainError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, detail: str = "Missing or invalid credentials", **extra: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **extra)
+
+
+class Forbidden(DomainError):
+    status, code = 403, "forbidden"
+
+
+class TooManyRequests(DomainError):
+    status, code = 429, "too-many-requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
+
+
+class PayloadTooLarge(DomainError):
+    status, code = 413, "payload-too-large"
+
+
+def problem(
+    status: int,
+    detail: str | None,
+    *,
+    code: str | None = None,
+    title: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (code or phrase.lower().replace(" ", "-")),
+        "title": title or phrase,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        item = {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+        errors.append(item)
+    return errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> ProblemResponse:
+        return problem(
+            exc.status,
+            exc.detail,
+            code=exc.code,
+            title=exc.title,
+            instance=request.url.path,
+            headers=exc.headers,
+            **exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> ProblemResponse:
+        errors = _validation_errors(exc)
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
+        return problem(
+            422,
+            f"The request is not valid: {fields}" if fields else "The request is not valid",
+            code="validation-error",
+            title="Validation error",
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem(
+            exc.status_code,
+            detail,
+            instance=request.url.path,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
+        # Log the cause for operators; never send a trace, SQL or paths to the client.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(
+            500,
+            "An unexpected error occurred; it has been logged.",
+            instance=request.url.path,
+        )

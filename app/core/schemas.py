@@ -1,0 +1,57 @@
+"""Shared schema machinery: strict input models and the offset page used by reference lists."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class Input(BaseModel):
+    """Base for request bodies: unknown fields are refused (422), never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Patch(Input):
+    """Base for partial updates: only the fields sent are changed; `null` is refused for the
+    fields named in NOT_NULL (it would mean "erase" where erasing is not allowed)."""
+
+    NOT_NULL: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self):
+        nulls = sorted(f for f in self.model_fields_set & self.NOT_NULL if getattr(self, f) is None)
+        if nulls:
+            raise ValueError(f"may not be null: {', '.join(nulls)}")
+        return self
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class PageParams(BaseModel):
+    limit: int
+    offset: int
+
+
+MAX_PAGE_SIZE = 200
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset)

@@ -1,0 +1,201 @@
+"""Test harness: every test runs on SQLite and on PostgreSQL, against databases built by the
+real migrations, each test starting from empty tables."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
+
+import app.models  # noqa: F401  (every table registered)
+from app.accounts.models import User
+from app.core import config as config_module
+from app.core.config import Settings
+from app.core.tokens import issue_access_token
+from app.main import create_app
+from tests import factories
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def _pg_required() -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get("REGIONDESK_REQUIRE_POSTGRES") == "1"
+
+
+def _admin_pg_url() -> str:
+    return Settings(
+        database_url=os.environ.get("REGIONDESK_TEST_DATABASE_URL", DEFAULT_PG), _env_file=None
+    ).database_url
+
+
+async def _pg_exec(url: str, sql: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def run_migrations(database_url: str, revision: str = "head") -> None:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["configure_logging"] = False
+    previous = os.environ.get("REGIONDESK_DATABASE_URL")
+    os.environ["REGIONDESK_DATABASE_URL"] = database_url
+    config_module.get_settings.cache_clear()
+    try:
+        command.upgrade(cfg, revision)
+    finally:
+        if previous is None:
+            os.environ.pop("REGIONDESK_DATABASE_URL", None)
+        else:
+            os.environ["REGIONDESK_DATABASE_URL"] = previous
+        config_module.get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """A migrated database of each kind, made once per session."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "test.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        run_migrations(url)
+        yield url
+        return
+    admin_url = _admin_pg_url()
+    name = f"regiondesk_test_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(_pg_exec(admin_url, f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if _pg_required():
+            pytest.fail(f"PostgreSQL is required here but unreachable at {admin_url}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {admin_url}: {exc}")
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    run_migrations(url)
+    yield url
+    asyncio.run(_pg_exec(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        env="test",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        database_pool_size=5,
+    )
+
+
+async def _truncate(engine) -> None:
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+
+
+class DB:
+    """Runs async database work on the app's own event loop and engine (commits)."""
+
+    def __init__(self, client: TestClient):
+        self.client = client
+
+    def run(self, work: Callable[[Any], Any]) -> Any:
+        async def _go():
+            async with self.client.app.state.sessionmaker() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+
+        return self.client.portal.call(_go)
+
+    def add(self, *objs: SQLModel) -> Any:
+        async def work(session):
+            for obj in objs:
+                session.add(obj)
+            await session.flush()
+            for obj in objs:
+                await session.refresh(obj)
+            return objs[0] if len(objs) == 1 else objs
+
+        return self.run(work)
+
+    @property
+    def dialect(self) -> str:
+        return self.client.app.state.engine.dialect.name
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        try:
+            yield test_client
+        finally:
+            test_client.portal.call(_truncate, app.state.engine)
+
+
+@pytest.fixture
+def db(client: TestClient) -> DB:
+    return DB(client)
+
+
+def bearer(settings: Settings, subject: str, role: str, **kw) -> dict[str, str]:
+    from app.auth.permissions import ROLE_SCOPES, Role
+
+    token = issue_access_token(
+        settings,
+        subject=subject,
+        role=role,
+        scopes=sorted(ROLE_SCOPES[Role(role)]),
+        lifetime=kw.pop("lifetime", timedelta(minutes=5)),
+        **kw,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Auth:
+    """Makes accounts of any role and the Authorization headers to act as them."""
+
+    def __init__(self, db: DB, settings: Settings):
+        self.db = db
+        self.settings = settings
+
+    def user(self, role: str = "operator", **kw) -> User:
+        return self.db.add(factories.user(role=role, **kw))
+
+    def headers(
+        self, role: str, *, agency_id: int | None = None, source: str | None = None, **kw
+    ) -> dict[str, str]:
+        if role == "integration":
+            account = self.db.add(
+                factories.api_client(**({"source_system": source} if source else {}))
+            )
+            return bearer(self.settings, f"client:{account.id}", role, **kw)
+        if role == "agency" and agency_id is None:
+            agency_id = self.db.add(factories.agency()).id
+        account = self.user(role, agency_id=agency_id)
+        return bearer(self.settings, f"user:{account.id}", role, **kw)
+
+
+@pytest.fixture
+def auth(db: DB, settings: Settings) -> Auth:
+    return Auth(db, settings)
