@@ -12,8 +12,10 @@ from app.auth.router import router as auth_router
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
+from app.deadlines.router import router as deadlines_router
 from app.health.router import router as health_router
 from app.reference.router import router as reference_router
+from app.routing.router import router as routing_router
 
 DESCRIPTION = """
 Incident and appeal routing for regional control centres.
@@ -58,6 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
         )
     install_error_handlers(app)
-    for router in (health_router, auth_router, accounts_router, reference_router):
+    for router in (
+        health_router,
+        auth_router,
+        accounts_router,
+        reference_router,
+        routing_router,
+        deadlines_router,
+    ):
         app.include_router(router)
     return app

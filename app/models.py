@@ -2,15 +2,24 @@
 
 from app.accounts.models import ApiClient, User
 from app.auth.models import LoginThrottle, RefreshToken
+from app.cases.models import Case, CaseAgency, CaseEvent
+from app.deadlines.models import CalendarException, DeadlinePolicy
 from app.reference.models import Agency, AgencySector, Category, Territory
+from app.routing.models import RoutingRule
 
 __all__ = [
     "Agency",
     "AgencySector",
     "ApiClient",
+    "CalendarException",
+    "Case",
+    "CaseAgency",
+    "CaseEvent",
+    "DeadlinePolicy",
     "Category",
     "LoginThrottle",
     "RefreshToken",
+    "RoutingRule",
     "Territory",
     "User",
 ]

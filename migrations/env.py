@@ -27,11 +27,20 @@ def _render_item(type_, obj, autogen_context):
     return False
 
 
+# Made by migrations for PostgreSQL only (expression indexes), so absent from the metadata.
+MIGRATION_ONLY_OBJECTS = {"ix_case_file_fts"}
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    return name not in MIGRATION_ONLY_OBJECTS
+
+
 def _configure(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_item=_render_item,
+        include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters by table copy
         compare_type=True,
     )

@@ -1,0 +1,201 @@
+"""Cases (incidents and appeals in one table, so the queue, workflow and statistics see both)
+and their immutable event history."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+from app.core.types import UTCDateTime, utcnow
+
+
+class CaseKind(enum.StrEnum):
+    incident = "incident"
+    appeal = "appeal"
+
+
+class CaseStatus(enum.StrEnum):
+    new = "new"
+    assigned = "assigned"
+    in_progress = "in_progress"
+    returned = "returned"
+    closed = "closed"
+    rejected = "rejected"
+
+
+OPEN_STATUSES = (CaseStatus.new, CaseStatus.assigned, CaseStatus.in_progress, CaseStatus.returned)
+
+
+class Priority(enum.StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+
+class Network(enum.StrEnum):
+    vk = "vk"
+    ok = "ok"
+    telegram = "telegram"
+    dzen = "dzen"
+    other = "other"
+
+
+class Channel(enum.StrEnum):
+    web = "web"
+    mobile_app = "mobile_app"
+    widget = "widget"
+    email = "email"
+    paper = "paper"
+
+
+class LegalRegime(enum.StrEnum):
+    pos = "pos"  # the federal feedback platform's rules
+    fz59 = "fz59"  # federal law 59-ФЗ
+
+
+# 64-bit ids on PostgreSQL (tens of millions of rows, years of events); SQLite's rowid is 64-bit.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def _str(length: int, nullable: bool = True, **kw: Any) -> Column:
+    return Column(String(length), nullable=nullable, **kw)
+
+
+def _fk(table: str, index: bool = True, nullable: bool = True) -> Column:
+    return Column(Integer, ForeignKey(f"{table}.id"), nullable=nullable, index=index)
+
+
+_VERSION = Column("version", Integer, nullable=False)
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "case_file"
+    __table_args__ = (
+        UniqueConstraint("source_system", "external_id"),
+        # The triage queue and its filters; keyset pagination walks (created_at, id).
+        Index("ix_case_file_status_created", "status", "created_at", "id"),
+        Index("ix_case_file_agency_status_created", "agency_id", "status", "created_at", "id"),
+        Index("ix_case_file_created", "created_at", "id"),
+        Index("ix_case_file_open_due", "status", "due_at"),
+    )
+    # Optimistic locking: every UPDATE checks and bumps the version (sent as the ETag).
+    __mapper_args__ = {"version_id_col": _VERSION}
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    number: str | None = Field(default=None, sa_column=_str(32, unique=True))
+    kind: str = Field(sa_column=_str(16, nullable=False, index=True))
+    status: str = Field(sa_column=_str(16, nullable=False))
+    priority: str = Field(default=Priority.normal, sa_column=_str(16, nullable=False, index=True))
+    version: int = Field(default=1, sa_column=_VERSION)
+
+    category_id: int | None = Field(default=None, sa_column=_fk("category"))
+    territory_id: int | None = Field(default=None, sa_column=_fk("territory"))
+    agency_id: int | None = Field(default=None, sa_column=_fk("agency", index=False))
+    routing_rule_id: int | None = Field(default=None, sa_column=_fk("routing_rule"))
+    routing_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    deadline_policy_id: int | None = Field(default=None, sa_column=_fk("deadline_policy"))
+
+    source_system: str = Field(sa_column=_str(64, nullable=False, index=True))
+    external_id: str | None = Field(default=None, sa_column=_str(200))
+    submitted_by: str = Field(sa_column=_str(64, nullable=False))
+
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    address: str | None = Field(default=None, sa_column=_str(500))
+    latitude: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    longitude: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+
+    # incident
+    network: str | None = Field(default=None, sa_column=_str(16))
+    post_url: str | None = Field(default=None, sa_column=_str(2000))
+    author_handle: str | None = Field(default=None, sa_column=_str(200))
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    reach: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    missing_person: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    important: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+
+    # appeal (applicant_* are personal data under 152-ФЗ)
+    channel: str | None = Field(default=None, sa_column=_str(16))
+    legal_regime: str | None = Field(default=None, sa_column=_str(8))
+    applicant_name: str | None = Field(default=None, sa_column=_str(300))
+    applicant_email: str | None = Field(default=None, sa_column=_str(254))
+    applicant_phone: str | None = Field(default=None, sa_column=_str(32))
+    attachment_urls: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+    # deadlines and answers
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    assigned_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    first_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    interim_answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    interim_planned_date: str | None = Field(default=None, sa_column=_str(10))
+    final_answer: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    resolution: str | None = Field(default=None, sa_column=_str(16))
+    responsible_official: str | None = Field(default=None, sa_column=_str(300))
+    reopen_count: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    duplicate_of_id: int | None = Field(
+        default=None,
+        sa_column=Column(BigId, ForeignKey("case_file.id"), nullable=True),
+    )
+
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class CaseAgency(SQLModel, table=True):
+    """Every agency a case was ever assigned to: agency staff keep seeing what they handled."""
+
+    __tablename__ = "case_agency"
+
+    case_id: int = Field(
+        sa_column=Column(
+            BigId,
+            ForeignKey("case_file.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    agency_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("agency.id"), primary_key=True, index=True)
+    )
+
+
+class CaseEvent(SQLModel, table=True):
+    """One step in a case's life. Append-only: no route edits or deletes these, and the
+    database refuses UPDATE (triggers in the migration)."""
+
+    __tablename__ = "case_event"
+    __table_args__ = (Index("ix_case_event_case_id_id", "case_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    case_id: int = Field(
+        sa_column=Column(BigId, ForeignKey("case_file.id", ondelete="CASCADE"), nullable=False)
+    )
+    action: str = Field(sa_column=_str(32, nullable=False))
+    actor: str = Field(sa_column=_str(64, nullable=False))
+    actor_name: str = Field(sa_column=_str(200, nullable=False))
+    actor_role: str = Field(sa_column=_str(16, nullable=False))
+    from_status: str | None = Field(default=None, sa_column=_str(16))
+    to_status: str | None = Field(default=None, sa_column=_str(16))
+    from_agency_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    to_agency_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    reason: str | None = Field(default=None, sa_column=_str(64))
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    changes: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
