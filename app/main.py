@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.accounts.router import router as accounts_router
 from app.auth.router import router as auth_router
+from app.cases.router import router as cases_router
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.errors import install_error_handlers
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reference_router,
         routing_router,
         deadlines_router,
+        cases_router,
     ):
         app.include_router(router)
     return app

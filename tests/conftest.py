@@ -102,7 +102,28 @@ def settings(database_url: str) -> Settings:
     )
 
 
+# Rows the migrations themselves load (default deadline policies): kept across tests.
+SEEDED_TABLES = ("deadline_policy",)
+_seeded_rows: dict[str, dict[str, list]] = {}
+
+
+async def _snapshot_seeds(engine) -> dict[str, list]:
+    url = str(engine.url)
+    if url not in _seeded_rows:
+        async with engine.connect() as conn:
+            _seeded_rows[url] = {
+                name: [
+                    dict(row._mapping)
+                    for row in await conn.execute(SQLModel.metadata.tables[name].select())
+                ]
+                for name in SEEDED_TABLES
+            }
+    return _seeded_rows[url]
+
+
 async def _truncate(engine) -> None:
+    """Empties every table, then puts back what the migrations seeded."""
+    seeds = await _snapshot_seeds(engine)
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
     async with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
@@ -110,6 +131,9 @@ async def _truncate(engine) -> None:
         else:
             for table in tables:
                 await conn.execute(text(f"DELETE FROM {table}"))
+        for name, rows in seeds.items():
+            if rows:
+                await conn.execute(SQLModel.metadata.tables[name].insert(), rows)
 
 
 class DB:
@@ -147,6 +171,7 @@ class DB:
 def client(settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as test_client:
+        test_client.portal.call(_snapshot_seeds, app.state.engine)
         try:
             yield test_client
         finally:

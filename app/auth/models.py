@@ -20,6 +20,8 @@ class RefreshToken(SQLModel, table=True):
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     family_id: str = Field(sa_column=Column(String(32), nullable=False, index=True))
     subject: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    # The scopes granted at login: a refresh can keep or narrow them, never widen them.
+    scope: str = Field(default="", sa_column=Column(String(1000), nullable=False))
     issued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)

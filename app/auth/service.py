@@ -81,7 +81,7 @@ class LoginThrottler:
                 index_elements=[table.c.username],
                 set_={"failures": table.c.failures + 1, "last_failure_at": now},
             )
-            await session.execute(stmt)
+            await session.exec(stmt)
             row = await session.get(LoginThrottle, key, populate_existing=True)
             if row is not None and row.failures >= self.settings.login_max_failures:
                 row.locked_until = now + timedelta(seconds=self.settings.login_lockout_seconds)
@@ -159,7 +159,11 @@ class TokenService:
             raise InvalidGrant("The account is disabled")
         row.used_at = utcnow()
         self.session.add(row)
-        granted = _granted_scopes(Role(account.role), scope)
+        # Never wider than the original grant, and never wider than the role grants today.
+        original = frozenset(row.scope.split())
+        granted = _granted_scopes(Role(account.role), scope) & original
+        if scope and not frozenset(scope.split()) <= original:
+            raise InvalidScope("A refresh cannot add scopes the original grant did not have")
         return await self._tokens(
             account, granted, self.settings.access_token_minutes, True, family=row.family_id
         )
@@ -189,6 +193,7 @@ class TokenService:
                     token_hash=_token_hash(refresh),
                     family_id=family or secrets.token_hex(16),
                     subject=subject_of(account),
+                    scope=" ".join(scopes),
                     expires_at=utcnow() + timedelta(days=self.settings.refresh_token_days),
                 )
             )
@@ -202,7 +207,7 @@ class TokenService:
 
 
 async def revoke_family(session: AsyncSession, family_id: str) -> None:
-    await session.execute(
+    await session.exec(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
@@ -211,7 +216,7 @@ async def revoke_family(session: AsyncSession, family_id: str) -> None:
 
 async def revoke_subject_tokens(session: AsyncSession, subject: str) -> None:
     """Ends every refresh session of an account (on disable or password reset)."""
-    await session.execute(
+    await session.exec(
         update(RefreshToken)
         .where(RefreshToken.subject == subject, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())

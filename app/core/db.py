@@ -23,6 +23,10 @@ SQLModel.metadata.naming_convention = {
 }
 
 
+def casefold(value: str | None) -> str | None:
+    return value.casefold().replace("ё", "е") if value is not None else None
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
@@ -34,6 +38,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # SQLite's lower() folds ASCII only; Russian text search needs Unicode folding.
+            dbapi_conn.create_function("rd_casefold", 1, casefold, deterministic=True)
 
         return engine
     return create_async_engine(

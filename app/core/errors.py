@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("regiondesk.errors")
@@ -37,9 +38,12 @@ class DomainError(Exception):
         detail: str,
         *,
         headers: dict[str, str] | None = None,
+        code: str | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(detail)
+        if code is not None:
+            self.code = code
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
@@ -166,6 +170,17 @@ def install_error_handlers(app: FastAPI) -> None:
             detail,
             instance=request.url.path,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError) -> ProblemResponse:
+        # Optimistic locking: another transaction changed the row between our read and write.
+        status = 412 if request.headers.get("If-Match") else 409
+        return problem(
+            status,
+            "The record was changed by someone else at the same time; reload it and retry",
+            code="concurrent-change",
+            instance=request.url.path,
         )
 
     @app.exception_handler(Exception)

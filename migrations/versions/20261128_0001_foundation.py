@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('family_id', sa.String(length=32), nullable=False),
     sa.Column('subject', sa.String(length=64), nullable=False),
+    sa.Column('scope', sa.String(length=1000), nullable=False),
     sa.Column('issued_at', app.core.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', app.core.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('used_at', app.core.types.UTCDateTime(timezone=True), nullable=True),

@@ -1,0 +1,304 @@
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+
+from app.auth.deps import Principal, requires
+from app.cases.models import CaseKind, CaseStatus, Priority
+from app.cases.queries import CaseFilters, SortKey
+from app.cases.schemas import (
+    AcceptBody,
+    AppealCreate,
+    AssignBody,
+    CaseEdit,
+    CaseEventRead,
+    CasePage,
+    CaseRead,
+    CloseBody,
+    IncidentCreate,
+    InterimAnswerBody,
+    RejectBody,
+    ReopenBody,
+    ReturnBody,
+)
+from app.cases.service import CaseService
+from app.cases.workflow import Action, describe
+from app.core.config import Settings, get_settings
+from app.core.db import SessionDep
+from app.core.errors import PreconditionFailed
+from app.core.schemas import MAX_PAGE_SIZE
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+
+Reader = requires("cases:read")
+Submitter = requires("cases:submit")
+Triage = requires("cases:triage")
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+NOT_FOUND = {404: {"description": "No such case within your reach"}}
+ACTION_ERRORS = {
+    **NOT_FOUND,
+    403: {"description": "Your role or agency may not take this action"},
+    409: {"description": "The case's status does not allow this action (lists what it allows)"},
+    412: {"description": "If-Match names a version that is not current"},
+}
+
+
+def if_match_version(
+    if_match: Annotated[
+        str | None,
+        Header(description='The ETag you last saw, e.g. "3"; the change is refused if stale'),
+    ] = None,
+) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    value = if_match.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise PreconditionFailed(f"If-Match: {if_match!r} is not an ETag of a case")
+    return int(value)
+
+
+IfMatch = Annotated[int | None, Depends(if_match_version)]
+
+
+def _service(session, settings, principal: Principal) -> CaseService:
+    return CaseService(session, settings, principal)
+
+
+def _respond(response: Response, service: CaseService, case) -> CaseRead:
+    response.headers["ETag"] = f'"{case.version}"'
+    return service.read(case)
+
+
+def list_filters(
+    status: Annotated[list[CaseStatus] | None, Query()] = None,
+    category_id: int | None = None,
+    territory_id: int | None = None,
+    agency_id: int | None = None,
+    priority: Priority | None = None,
+    overdue: bool | None = None,
+    source: Annotated[str | None, Query(max_length=16, description="network or channel")] = None,
+    source_system: Annotated[str | None, Query(max_length=64)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    due_from: datetime | None = None,
+    due_to: datetime | None = None,
+    reopened: bool | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Full text")] = None,
+) -> CaseFilters:
+    return CaseFilters(
+        status=status,
+        category_id=category_id,
+        territory_id=territory_id,
+        agency_id=agency_id,
+        priority=priority,
+        overdue=overdue,
+        source=source,
+        source_system=source_system,
+        created_from=created_from,
+        created_to=created_to,
+        due_from=due_from,
+        due_to=due_to,
+        reopened=reopened,
+        q=q,
+    )
+
+
+Filters = Annotated[CaseFilters, Depends(list_filters)]
+
+
+async def _list(
+    principal: Principal,
+    session,
+    settings,
+    filters: CaseFilters,
+    sort: str,
+    limit: int,
+    cursor: str | None,
+    with_total: bool,
+) -> CasePage:
+    service = _service(session, settings, principal)
+    rows, next_cursor, total = await service.list(filters, sort, limit, cursor, with_total)
+    return CasePage(items=[service.read(c) for c in rows], next_cursor=next_cursor, total=total)
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=500)]
+
+
+@router.get("/cases", response_model=CasePage, summary="The combined queue of cases")
+async def list_cases(
+    principal: Reader,
+    session: SessionDep,
+    settings: SettingsDep,
+    filters: Filters,
+    kind: CaseKind | None = None,
+    sort: SortKey = "-created_at",
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    with_total: bool = False,
+):
+    filters.kind = kind
+    return await _list(principal, session, settings, filters, sort, limit, cursor, with_total)
+
+
+@router.get("/cases/{case_id}", response_model=CaseRead, responses=NOT_FOUND)
+async def get_case(
+    principal: Reader, session: SessionDep, settings: SettingsDep, case_id: int, response: Response
+):
+    service = _service(session, settings, principal)
+    return _respond(response, service, await service.get(case_id))
+
+
+@router.patch(
+    "/cases/{case_id}",
+    response_model=CaseRead,
+    responses=ACTION_ERRORS,
+    summary="Change category, territory or priority of an open case (recorded)",
+)
+async def edit_case(
+    principal: Triage,
+    session: SessionDep,
+    settings: SettingsDep,
+    case_id: int,
+    data: CaseEdit,
+    if_match: IfMatch,
+    response: Response,
+):
+    service = _service(session, settings, principal)
+    return _respond(response, service, await service.edit(case_id, data, if_match))
+
+
+@router.get(
+    "/cases/{case_id}/events",
+    response_model=list[CaseEventRead],
+    responses=NOT_FOUND,
+    summary="The case's history, oldest first (append-only)",
+)
+async def case_events(
+    principal: Reader,
+    session: SessionDep,
+    settings: SettingsDep,
+    case_id: int,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    return await _service(session, settings, principal).events(case_id, limit, offset)
+
+
+ACTION_BODIES: dict[Action, Any] = {
+    Action.assign: AssignBody,
+    Action.accept: AcceptBody | None,
+    Action.interim_answer: InterimAnswerBody,
+    Action.close: CloseBody,
+    Action.return_: ReturnBody,
+    Action.reject: RejectBody,
+    Action.reopen: ReopenBody,
+}
+
+
+def _action_route(action: Action, body_type: Any):
+    scope = (
+        "cases:answer"
+        if action in (Action.accept, Action.interim_answer, Action.close, Action.return_)
+        else "cases:triage"
+    )
+    Actor = requires(scope)
+
+    async def take_action(
+        principal: Actor,
+        session: SessionDep,
+        settings: SettingsDep,
+        case_id: int,
+        if_match: IfMatch,
+        response: Response,
+        body: Annotated[body_type, Body()] = None,
+    ):
+        service = _service(session, settings, principal)
+        case = await service.act(case_id, action, body, if_match)
+        return _respond(response, service, case)
+
+    take_action.__name__ = f"case_{action.name.rstrip('_')}"
+    router.add_api_route(
+        f"/cases/{{case_id}}/{action.value}",
+        take_action,
+        methods=["POST"],
+        response_model=CaseRead,
+        responses=ACTION_ERRORS,
+        summary=describe(action),
+        name=take_action.__name__,
+    )
+
+
+for _action, _body in ACTION_BODIES.items():
+    _action_route(_action, _body)
+
+
+def _kind_routes(kind: CaseKind, path: str, create_model: type) -> None:
+    async def submit(
+        principal: Submitter,
+        session: SessionDep,
+        settings: SettingsDep,
+        data: Annotated[create_model, Body()],
+        request: Request,
+        response: Response,
+    ):
+        service = _service(session, settings, principal)
+        intake = await service.submit(data)
+        response.status_code = 201 if intake.created else 200
+        response.headers["Location"] = f"/api/v1/cases/{intake.case.id}"
+        return _respond(response, service, intake.case)
+
+    async def list_kind(
+        principal: Reader,
+        session: SessionDep,
+        settings: SettingsDep,
+        filters: Filters,
+        sort: SortKey = "-created_at",
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        with_total: bool = False,
+    ):
+        filters.kind = kind
+        return await _list(principal, session, settings, filters, sort, limit, cursor, with_total)
+
+    async def get_kind(
+        principal: Reader,
+        session: SessionDep,
+        settings: SettingsDep,
+        case_id: int,
+        response: Response,
+    ):
+        service = _service(session, settings, principal)
+        return _respond(response, service, await service.get(case_id, kind))
+
+    router.add_api_route(
+        path,
+        submit,
+        methods=["POST"],
+        response_model=CaseRead,
+        status_code=201,
+        summary=f"Submit an {kind.value}; the same source id again returns the existing case (200)",
+        name=f"submit_{kind.value}",
+        responses={200: {"description": "Already submitted"}},
+    )
+    router.add_api_route(
+        path,
+        list_kind,
+        methods=["GET"],
+        response_model=CasePage,
+        name=f"list_{kind.value}s",
+        summary=f"List {kind.value}s",
+    )
+    router.add_api_route(
+        f"{path}/{{case_id}}",
+        get_kind,
+        methods=["GET"],
+        response_model=CaseRead,
+        responses=NOT_FOUND,
+        name=f"get_{kind.value}",
+        summary=f"One {kind.value}",
+    )
+
+
+_kind_routes(CaseKind.incident, "/incidents", IncidentCreate)
+_kind_routes(CaseKind.appeal, "/appeals", AppealCreate)

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.cases.conftest import appeal, incident, rule
+
+
+def test_incident_is_routed_by_sector_and_russian_word_form(client, auth, db, world):
+    rule(
+        db,
+        name="Ямы в Краснодаре",
+        category_ids=[world.roads.id],
+        territory_ids=[world.krasnodar.id],
+        keywords=["яма"],
+        agency_id=world.adm_krasnodar.id,
+    )
+    headers = auth.headers("integration", source="incident-management")
+    body = incident(
+        category_id=world.potholes.id,
+        territory_id=world.krasnodar.id,
+        text="Опять ямой разбили колесо на Северной",
+    )
+    response = client.post("/api/v1/incidents", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    case = response.json()
+    assert case["status"] == "assigned"
+    assert case["agency_id"] == world.adm_krasnodar.id
+    assert case["number"].startswith(f"INC-{datetime.now(UTC).year}-")
+    assert case["source_system"] == "incident-management"
+    assert "Ямы в Краснодаре" in case["routing_reason"]
+    assert case["due_at"] is not None  # the default 9-working-hour policy applied
+    assert response.headers["ETag"] == f'"{case["version"]}"'
+    assert response.headers["Location"] == f"/api/v1/cases/{case['id']}"
+    events = client.get(f"/api/v1/cases/{case['id']}/events", headers=headers).json()
+    assert [e["action"] for e in events] == ["create", "assign"]
+    assert events[1]["to_agency_id"] == world.adm_krasnodar.id
+    assert events[1]["actor"] == "system:routing"
+
+
+def test_unmatched_case_stays_new_for_triage(client, auth, world):
+    headers = auth.headers("operator")
+    response = client.post("/api/v1/incidents", json=incident(), headers=headers)
+    assert response.status_code == 201
+    assert response.json()["status"] == "new"
+    assert response.json()["agency_id"] is None
+    assert response.json()["routing_reason"] == "No rule matched"
+
+
+def test_same_source_id_returns_the_existing_case(client, auth, world):
+    headers = auth.headers("integration", source="monitor")
+    first = client.post("/api/v1/incidents", json=incident(n=1), headers=headers)
+    again = client.post("/api/v1/incidents", json=incident(n=1), headers=headers)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    events = client.get(f"/api/v1/cases/{first.json()['id']}/events", headers=headers).json()
+    assert len(events) == 1
+
+
+def test_appeal_intake_keeps_personal_data_for_those_who_need_it(client, auth, world):
+    headers = auth.headers("integration", source="pos")
+    response = client.post("/api/v1/appeals", json=appeal(), headers=headers)
+    assert response.status_code == 201, response.text
+    case = response.json()
+    assert case["kind"] == "appeal" and case["number"].startswith("APL-")
+    assert case["applicant_phone"] == "+79181234567"
+    analyst = client.get(f"/api/v1/cases/{case['id']}", headers=auth.headers("analyst")).json()
+    assert analyst["applicant_name"] is None and analyst["applicant_email"] is None
+    assert analyst["applicant_phone"] is None and analyst["personal_data_hidden"] is True
+    operator = client.get(f"/api/v1/cases/{case['id']}", headers=auth.headers("operator")).json()
+    assert operator["applicant_name"] == "Иванова Мария Петровна"
+
+
+def test_missing_person_goes_to_partner_and_is_urgent(client, auth, db, world):
+    rule(
+        db,
+        name="Пропавшие",
+        position=1,
+        missing_person=True,
+        stop=False,
+        notify_agency_ids=[world.lizaalert.id],
+        priority="urgent",
+    )
+    headers = auth.headers("operator")
+    body = incident(missing_person=True, text="Пропал ребёнок, 10 лет, в красной куртке")
+    case = client.post("/api/v1/incidents", json=body, headers=headers).json()
+    assert case["priority"] == "urgent"
+    partner = auth.headers("agency", agency_id=world.lizaalert.id)
+    assert client.get(f"/api/v1/cases/{case['id']}", headers=partner).status_code == 200
+
+
+def _problem(response, status, field=None):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    if field:
+        assert field in response.text
+    return body
+
+
+def test_intake_validation_names_the_field(client, auth, world):
+    headers = auth.headers("operator")
+    cases = [
+        (incident(category_id=999999), "category_id"),
+        (incident(territory_id=999999), "territory_id"),
+        (incident(post_url="not a url"), "post_url"),
+        (incident(latitude=91, longitude=10), "latitude"),
+        (incident(latitude=45), "longitude"),
+        (incident(text=""), "text"),
+        (incident(text="x" * 10_001), "text"),
+        (incident(network="myspace"), "network"),
+        (
+            incident(published_at=(datetime.now(UTC) + timedelta(days=1)).isoformat()),
+            "published_at",
+        ),
+        (incident(published_at="2026-01-01T10:00:00"), "published_at"),
+        (incident(status="closed"), "status"),
+        (incident(agency_id=world.adm_sochi.id), "agency_id"),
+        (appeal(applicant_phone="12"), "applicant_phone"),
+    ]
+    for body, field in cases:
+        _problem(
+            client.post(
+                "/api/v1/incidents" if "network" in body else "/api/v1/appeals",
+                json=body,
+                headers=headers,
+            ),
+            422,
+            field,
+        )
+    assert client.get("/api/v1/cases?with_total=true", headers=headers).json()["total"] == 0
+
+
+def test_inactive_category_refused(client, auth, db, world):
+    from tests import factories
+
+    old = db.add(factories.category(is_active=False))
+    response = client.post(
+        "/api/v1/incidents", json=incident(category_id=old.id), headers=auth.headers("operator")
+    )
+    _problem(response, 422, "category_id")
+
+
+def test_only_submitters_may_submit(client, auth, world):
+    for role in ("agency", "analyst", "admin"):
+        response = client.post("/api/v1/incidents", json=incident(), headers=auth.headers(role))
+        _problem(response, 403)
+    _problem(client.post("/api/v1/incidents", json=incident()), 401)

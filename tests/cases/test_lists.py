@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy import event
+
+from tests.cases.conftest import appeal, incident
+
+
+def _submit(client, headers, n, **kw):
+    response = client.post("/api/v1/incidents", json=incident(n=n, **kw), headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_cursor_pages_walk_everything_once_in_order(client, auth, world):
+    headers = auth.headers("operator")
+    ids = [_submit(client, headers, n)["id"] for n in range(7)]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/api/v1/cases", params=params, headers=headers).json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(ids, reverse=True)
+    asc = client.get(
+        "/api/v1/cases", params={"sort": "created_at", "limit": 200}, headers=headers
+    ).json()
+    assert [c["id"] for c in asc["items"]] == sorted(ids)
+
+
+def test_page_size_is_capped_and_bad_cursor_refused(client, auth, world):
+    headers = auth.headers("operator")
+    assert client.get("/api/v1/cases?limit=1000", headers=headers).status_code == 422
+    bad = client.get("/api/v1/cases?cursor=garbage", headers=headers)
+    assert bad.status_code == 422 and "cursor" in bad.text
+
+
+def test_filters(client, auth, world):
+    headers = auth.headers("operator")
+    a = _submit(client, headers, 1, category_id=world.potholes.id, territory_id=world.sochi.id)
+    b = _submit(client, headers, 2, category_id=world.health.id, network="telegram")
+    c = client.post("/api/v1/appeals", json=appeal(n=3), headers=headers).json()
+
+    def ids(**params):
+        response = client.get("/api/v1/cases", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return {x["id"] for x in response.json()["items"]}
+
+    assert ids(category_id=world.roads.id) == {a["id"]}  # the sector includes subcategories
+    assert ids(territory_id=world.sochi.id) == {a["id"]}
+    assert ids(kind="appeal") == {c["id"]}
+    assert ids(source="telegram") == {b["id"]}
+    assert ids(source="web") == {c["id"]}
+    assert ids(status="new") == {a["id"], b["id"], c["id"]}
+    assert ids(status="closed") == set()
+    assert ids(reopened="true") == set()
+    assert ids(overdue="false") == {a["id"], b["id"], c["id"]}
+    listed = client.get("/api/v1/incidents", headers=headers).json()["items"]
+    assert {x["id"] for x in listed} == {a["id"], b["id"]}
+    total = client.get("/api/v1/cases?with_total=true&kind=incident", headers=headers).json()
+    assert total["total"] == 2
+    assert client.get("/api/v1/cases", headers=headers).json()["total"] is None
+
+
+def test_full_text_search_with_russian_forms(client, auth, world):
+    headers = auth.headers("operator")
+    hit = _submit(client, headers, 1, text="Во дворе огромная яма, не пройти")
+    _submit(client, headers, 2, text="Не вывозят мусор уже неделю")
+    found = client.get("/api/v1/cases", params={"q": "ямы"}, headers=headers).json()["items"]
+    assert [c["id"] for c in found] == [hit["id"]]
+
+
+def test_visibility_in_lists_and_counts(client, auth, world):
+    operator = auth.headers("operator")
+    mine = auth.headers("integration", source="sys-a")
+    other = auth.headers("integration", source="sys-b")
+    own = client.post("/api/v1/incidents", json=incident(n=1), headers=mine).json()
+    client.post("/api/v1/incidents", json=incident(n=2), headers=other)
+    listed = client.get("/api/v1/cases?with_total=true", headers=mine).json()
+    assert [c["id"] for c in listed["items"]] == [own["id"]] and listed["total"] == 1
+    theirs = client.get("/api/v1/cases", headers=other).json()["items"][0]["id"]
+    assert client.get(f"/api/v1/cases/{theirs}", headers=mine).status_code == 404
+    assert client.get(f"/api/v1/cases/{theirs}/events", headers=mine).status_code == 404
+    agency = auth.headers("agency", agency_id=world.adm_sochi.id)
+    assert client.get("/api/v1/cases?with_total=true", headers=agency).json()["total"] == 0
+    client.post(
+        f"/api/v1/cases/{own['id']}/assign",
+        json={"agency_id": world.adm_sochi.id},
+        headers=operator,
+    )
+    assert [c["id"] for c in client.get("/api/v1/cases", headers=agency).json()["items"]] == [
+        own["id"]
+    ]
+    assert client.get(f"/api/v1/appeals/{own['id']}", headers=operator).status_code == 404
+    assert client.get(f"/api/v1/incidents/{own['id']}", headers=operator).status_code == 200
+
+
+def test_list_query_count_does_not_grow_with_page_size(client, auth, world):
+    headers = auth.headers("operator")
+    for n in range(12):
+        _submit(client, headers, n)
+    engine = client.app.state.engine.sync_engine
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def queries_for(limit):
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert client.get(f"/api/v1/cases?limit={limit}", headers=headers).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(statements)
+
+    assert queries_for(2) == queries_for(12)
+
+
+def test_two_operators_assigning_at_once_exactly_one_wins(client, auth, db, world):
+    headers = auth.headers("operator")
+    case = client.post("/api/v1/incidents", json=incident(), headers=headers).json()
+    tag = {"If-Match": f'"{case["version"]}"'}
+
+    async def race():
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            return await asyncio.gather(
+                *(
+                    http.post(
+                        f"/api/v1/cases/{case['id']}/assign",
+                        json={"agency_id": agency.id},
+                        headers={**headers, **tag},
+                    )
+                    for agency in (world.adm_krasnodar, world.adm_sochi, world.adm_krasnodar)
+                )
+            )
+
+    results = client.portal.call(race)
+    codes = sorted(r.status_code for r in results)
+    assert codes.count(200) == 1, codes
+    assert all(c in (409, 412) for c in codes if c != 200)
+    events = client.get(f"/api/v1/cases/{case['id']}/events", headers=headers).json()
+    assert [e["action"] for e in events] == ["create", "assign"]
