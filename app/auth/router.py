@@ -4,7 +4,7 @@ import base64
 import binascii
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, Response
 
 from app.auth import service
 from app.auth.deps import Authenticated
@@ -48,6 +48,7 @@ def _required(**fields: str | None) -> None:
 )
 async def token(
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: Annotated[Settings, Depends(get_settings)],
     grant_type: Annotated[GrantType, Form()],
@@ -58,6 +59,9 @@ async def token(
     refresh_token: Annotated[str | None, Form(max_length=256)] = None,
     scope: Annotated[str | None, Form(max_length=1000)] = None,
 ) -> TokenResponse:
+    # RFC 6749 §5.1: responses carrying tokens must not be cached.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     sessionmaker = request.app.state.sessionmaker
     tokens = service.TokenService(session, settings, service.LoginThrottler(sessionmaker, settings))
     if grant_type == "password":
