@@ -134,6 +134,13 @@ async def _truncate(engine) -> None:
         for name, rows in seeds.items():
             if rows:
                 await conn.execute(SQLModel.metadata.tables[name].insert(), rows)
+                if engine.dialect.name == "postgresql":  # move the id sequence past them
+                    await conn.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                            f"(SELECT max(id) FROM {name}))"
+                        )
+                    )
 
 
 class DB:
