@@ -21,7 +21,7 @@ from app.auth.deps import requires
 from app.auth.permissions import Role
 from app.core.db import SessionDep
 from app.core.references import get_or_404
-from app.core.schemas import Page, PageParams, page_params
+from app.core.schemas import IdFilter, Page, PageParams, page_params
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -35,7 +35,7 @@ async def list_users(
     session: SessionDep,
     page: PageDep,
     role: Role | None = None,
-    agency_id: int | None = None,
+    agency_id: IdFilter = None,
     is_active: bool | None = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
 ):

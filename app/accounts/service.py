@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.accounts.models import ApiClient, User
@@ -19,13 +19,13 @@ from app.accounts.schemas import (
 from app.auth.deps import Principal, subject_of
 from app.auth.permissions import Role
 from app.auth.service import revoke_subject_tokens
-from app.core.errors import Conflict, InvalidReference, Unprocessable
+from app.core.errors import Conflict, Unprocessable
 from app.core.passwords import hash_secret, new_secret
 from app.core.references import ensure_unique, get_or_404, resolve
 from app.core.schemas import PageParams
 from app.core.types import utcnow
 from app.reference.models import Agency
-from app.reference.service import paged
+from app.reference.service import paged, text_filter
 
 
 async def list_users(session, page: PageParams, *, role, agency_id, is_active, q):
@@ -36,9 +36,7 @@ async def list_users(session, page: PageParams, *, role, agency_id, is_active, q
         stmt = stmt.where(User.agency_id == agency_id)
     if is_active is not None:
         stmt = stmt.where(User.is_active == is_active)
-    if q:
-        pattern = f"%{q.lower()}%"
-        stmt = stmt.where(or_(User.username.ilike(pattern), User.full_name.ilike(pattern)))
+    stmt = text_filter(stmt, q, User.username, User.full_name)
     return await paged(session, stmt, page)
 
 
@@ -114,10 +112,7 @@ async def create_client(session: AsyncSession, data: ClientCreate) -> tuple[ApiC
     await ensure_unique(session, ApiClient, "client_id", client_id)
     if data.source_system:
         await ensure_unique(session, ApiClient, "source_system", data.source_system)
-    if data.agency_id is not None:
-        agency = await session.get(Agency, data.agency_id)
-        if agency is None or not agency.is_active:
-            raise InvalidReference("agency_id", f"agency_id: no active agency {data.agency_id}")
+    await resolve(session, Agency, data.agency_id, "agency_id")
     secret = new_secret()
     client = ApiClient(
         client_id=client_id,

@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.errors import Conflict, InvalidReference, NotFound
+from app.core.schemas import MAX_ID
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -18,8 +19,13 @@ def _label(model: type[SQLModel]) -> str:
     return model.__tablename__.replace("_", " ")
 
 
+async def _get(session: AsyncSession, model: type[M], obj_id: int) -> M | None:
+    # An id no column can hold names nothing (and PostgreSQL would refuse the parameter).
+    return await session.get(model, obj_id) if 1 <= obj_id <= MAX_ID else None
+
+
 async def get_or_404(session: AsyncSession, model: type[M], obj_id: int) -> M:
-    obj = await session.get(model, obj_id)
+    obj = await _get(session, model, obj_id)
     if obj is None:
         raise NotFound(f"No {_label(model)} with id {obj_id}")
     return obj
@@ -36,7 +42,7 @@ async def resolve(
     """The object a request body refers to, or a 422 naming the field."""
     if obj_id is None:
         return None
-    obj = await session.get(model, obj_id)
+    obj = await _get(session, model, obj_id)
     if obj is None:
         raise InvalidReference(field, f"{field}: no {_label(model)} with id {obj_id}")
     if must_be_active and not getattr(obj, "is_active", True):
@@ -55,7 +61,7 @@ async def ensure_unique(
     stmt = select(model.id).where(column == value)
     if exclude_id is not None:
         stmt = stmt.where(model.id != exclude_id)
-    if (await session.execute(stmt.limit(1))).first() is not None:
+    if (await session.exec(stmt.limit(1))).first() is not None:
         raise Conflict(
             f"A {_label(model)} with {field} {value!r} already exists",
             field=field,
@@ -74,9 +80,7 @@ async def ensure_unreferenced(session: AsyncSession, model: type[SQLModel], obj_
             if fk.column.table is not target or fk.ondelete == "CASCADE":
                 continue
             column = fk.parent
-            count = (
-                await session.execute(select(func.count()).where(column == obj_id))
-            ).scalar_one()
+            count = (await session.exec(select(func.count()).where(column == obj_id))).scalar_one()
             if count:
                 referrers.append(f"{count} {table.name.replace('_', ' ')} row(s) via {column.name}")
     if referrers:

@@ -48,6 +48,9 @@ class PageParams(BaseModel):
 
 
 MAX_PAGE_SIZE = 200
+MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns; PostgreSQL refuses larger parameters
+
+IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID, description="An id to filter by")]
 
 
 def page_params(

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from app.auth.deps import requires
 from app.core.db import SessionDep
 from app.core.references import get_or_404
-from app.core.schemas import Page, PageParams, page_params
+from app.core.schemas import IdFilter, Page, PageParams, page_params
 from app.reference import service
 from app.reference.models import Agency, AgencyKind, Category, Territory, TerritoryKind
 from app.reference.schemas import (
@@ -36,7 +36,7 @@ async def list_categories(
     _: Reader,
     session: SessionDep,
     page: PageDep,
-    parent_id: int | None = None,
+    parent_id: IdFilter = None,
     sectors_only: bool = False,
     is_active: bool | None = None,
     q: Search = None,
@@ -74,7 +74,7 @@ async def list_territories(
     session: SessionDep,
     page: PageDep,
     kind: TerritoryKind | None = None,
-    parent_id: int | None = None,
+    parent_id: IdFilter = None,
     is_active: bool | None = None,
     q: Search = None,
 ):
@@ -113,8 +113,8 @@ async def list_agencies(
     session: SessionDep,
     page: PageDep,
     kind: AgencyKind | None = None,
-    territory_id: int | None = None,
-    sector_id: int | None = None,
+    territory_id: IdFilter = None,
+    sector_id: IdFilter = None,
     is_active: bool | None = None,
     q: Search = None,
 ):

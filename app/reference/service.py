@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import String, delete, func, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.db import casefold
 from app.core.errors import InvalidReference
 from app.core.references import ensure_unique, ensure_unreferenced, get_or_404, resolve
 from app.core.schemas import PageParams
@@ -27,16 +30,36 @@ from app.reference.schemas import (
 async def paged(session: AsyncSession, stmt, page: PageParams) -> tuple[Sequence, int]:
     """One page of rows plus the total, sorted by the statement's ORDER BY (always ending in id)."""
     total = (
-        await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
+        await session.exec(select(func.count()).select_from(stmt.order_by(None).subquery()))
     ).scalar_one()
-    rows = (await session.execute(stmt.limit(page.limit).offset(page.offset))).scalars().all()
+    rows = (await session.exec(stmt.limit(page.limit).offset(page.offset))).scalars().all()
     return rows, total
 
 
-def _text_filter(stmt, q: str | None, *columns):
+class _Folded(FunctionElement):
+    """A column folded for case-insensitive search, the same way as `app.core.db.casefold`:
+    SQLite's own lower() folds ASCII only, so there the connection's rd_casefold() is used."""
+
+    type = String()
+    inherit_cache = True
+    name = "folded"
+
+
+@compiles(_Folded)
+def _folded_default(element, compiler, **kw):
+    return f"translate(lower({compiler.process(element.clauses, **kw)}), 'ё', 'е')"
+
+
+@compiles(_Folded, "sqlite")
+def _folded_sqlite(element, compiler, **kw):
+    return f"rd_casefold({compiler.process(element.clauses, **kw)})"
+
+
+def text_filter(stmt, q: str | None, *columns):
+    """Rows where any of the columns contains q, ignoring case (Cyrillic included)."""
     if q:
-        pattern = f"%{q.lower()}%"
-        stmt = stmt.where(or_(*(func.lower(c).like(pattern) for c in columns)))
+        pattern = f"%{casefold(q)}%"
+        stmt = stmt.where(or_(*(_Folded(c).like(pattern) for c in columns)))
     return stmt
 
 
@@ -65,7 +88,7 @@ async def _check_category_parent(
         if parent.id == category_id:
             raise InvalidReference("parent_id", "parent_id: a category cannot be its own parent")
         has_children = (
-            await session.execute(select(Category.id).where(Category.parent_id == category_id))
+            await session.exec(select(Category.id).where(Category.parent_id == category_id))
         ).first()
         if has_children:
             raise InvalidReference(
@@ -90,7 +113,7 @@ async def list_categories(
         stmt = stmt.where(Category.parent_id.is_(None))
     if is_active is not None:
         stmt = stmt.where(Category.is_active == is_active)
-    stmt = _text_filter(stmt, q, Category.code, Category.name_ru, Category.name_en)
+    stmt = text_filter(stmt, q, Category.code, Category.name_ru, Category.name_en)
     return await paged(session, stmt, page)
 
 
@@ -140,7 +163,7 @@ async def list_territories(
         stmt = stmt.where(Territory.parent_id == parent_id)
     if is_active is not None:
         stmt = stmt.where(Territory.is_active == is_active)
-    stmt = _text_filter(stmt, q, Territory.code, Territory.name, Territory.oktmo)
+    stmt = text_filter(stmt, q, Territory.code, Territory.name, Territory.oktmo)
     return await paged(session, stmt, page)
 
 
@@ -195,7 +218,7 @@ async def sector_ids_by_agency(
     """Sectors for a whole page of agencies in one query."""
     result: dict[int, list[int]] = {agency_id: [] for agency_id in agency_ids}
     if agency_ids:
-        rows = await session.execute(
+        rows = await session.exec(
             select(AgencySector.agency_id, AgencySector.category_id)
             .where(AgencySector.agency_id.in_(agency_ids))
             .order_by(AgencySector.agency_id, AgencySector.category_id)
@@ -235,7 +258,7 @@ async def list_agencies(
         )
     if is_active is not None:
         stmt = stmt.where(Agency.is_active == is_active)
-    stmt = _text_filter(stmt, q, Agency.code, Agency.name)
+    stmt = text_filter(stmt, q, Agency.code, Agency.name)
     return await paged(session, stmt, page)
 
 
@@ -255,13 +278,19 @@ async def _check_agency_refs(session: AsyncSession, changes: dict, agency_id: in
     if changes.get("parent_id") is not None:
         if changes["parent_id"] == agency_id:
             raise InvalidReference("parent_id", "parent_id: an agency cannot be its own parent")
-        await resolve(session, Agency, changes["parent_id"], "parent_id")
+        parent = await resolve(session, Agency, changes["parent_id"], "parent_id")
+        seen = {agency_id}
+        while parent is not None and parent.parent_id is not None:
+            if parent.parent_id in seen:
+                raise InvalidReference("parent_id", "parent_id: that would make a cycle")
+            seen.add(parent.id)
+            parent = await session.get(Agency, parent.parent_id)
     if changes.get("sector_ids"):
         await _check_sectors(session, changes["sector_ids"])
 
 
 async def _set_sectors(session: AsyncSession, agency_id: int, sector_ids: list[int]) -> None:
-    await session.execute(delete(AgencySector).where(AgencySector.agency_id == agency_id))
+    await session.exec(delete(AgencySector).where(AgencySector.agency_id == agency_id))
     for category_id in dict.fromkeys(sector_ids):
         session.add(AgencySector(agency_id=agency_id, category_id=category_id))
     await session.flush()
