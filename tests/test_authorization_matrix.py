@@ -90,6 +90,7 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/api/v1/cases/{case_id}/return"): ANSWER,
 }
 
+
 def _routes(app) -> set[tuple[str, str]]:
     # FastAPI mounts included routers lazily; the OpenAPI document lists every operation.
     # (No route of ours is hidden from the schema: a hidden one would escape this check.)
