@@ -11,6 +11,8 @@ from app.accounts.models import ApiClient, User
 from app.core.passwords import hash_secret
 from app.reference import demo_data
 from app.reference.models import Agency, AgencySector, Category, Territory
+from app.routing.engine import invalidate_rules
+from app.routing.models import RoutingRule
 
 
 @dataclass
@@ -102,8 +104,49 @@ async def seed_demo(session: AsyncSession) -> SeedReport:
                 )
             )
             report.count("clients")
+    await _seed_rules(session, report, categories, territories, agencies)
     await session.flush()
     return report
+
+
+async def _seed_rules(session, report: SeedReport, categories, territories, agencies) -> None:
+    """Demo routing: missing persons to the partners first (not stopping), health to the
+    ministry, and each municipality's sectors to its administration."""
+    existing = {r.name for r in (await session.exec(select(RoutingRule))).all()}
+    partners = [agencies[c].id for c in ("lizaalert", "missing-persons-centre") if c in agencies]
+    rules = [
+        RoutingRule(
+            name="Пропавшие люди → ЛизаАлерт и Центр поиска",
+            position=10,
+            missing_person=True,
+            notify_agency_ids=partners,
+            priority="urgent",
+            stop=False,
+        ),
+        RoutingRule(
+            name="Здравоохранение → Минздрав края",
+            position=20,
+            category_ids=[categories["healthcare"].id],
+            agency_id=agencies["minzdrav"].id,
+        ),
+    ]
+    municipal = [categories[c].id for c in demo_data.MUNICIPAL_SECTORS]
+    for seed in demo_data.AGENCIES:
+        if seed.kind == "municipal_administration" and seed.territory_code in territories:
+            rules.append(
+                RoutingRule(
+                    name=f"{territories[seed.territory_code].name}: муниципальные сферы",
+                    position=100 + len(rules),
+                    category_ids=municipal,
+                    territory_ids=[territories[seed.territory_code].id],
+                    agency_id=agencies[seed.code].id,
+                )
+            )
+    for rule in rules:
+        if rule.name not in existing:
+            session.add(rule)
+            report.count("routing rules")
+    invalidate_rules()
 
 
 def demo_credentials() -> list[str]:

@@ -49,6 +49,7 @@ def test_seed_twice_creates_the_demo_data_once(db):
         "agencies": 52,
         "users": len(demo_data.DEMO_USERS),
         "clients": len(demo_data.DEMO_CLIENTS),
+        "routing rules": 2 + demo_data.MUNICIPAL_FORMATION_COUNT,
     }
     counts = _counts(db)
     second = db.run(seed_demo)
@@ -136,3 +137,34 @@ def test_demo_credentials_list_every_demo_login():
         assert user.username in text and user.password in text
     for seed in demo_data.DEMO_CLIENTS:
         assert seed.client_id in text and seed.secret in text
+
+
+def test_demo_routing_sends_a_krasnodar_pothole_to_its_administration(client, db):
+    db.run(seed_demo)
+    token = client.post(
+        "/api/v1/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "incident-management",
+            "client_secret": "demo-incident-secret-2026",
+        },
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def first_id(path, **params):
+        return client.get(path, params=params, headers=headers).json()["items"][0]["id"]
+
+    body = {
+        "network": "vk",
+        "post_url": "https://vk.com/wall-1_7",
+        "post_id": "demo-7",
+        "published_at": "2026-11-20T10:00:00+03:00",
+        "text": "Огромные ямы на улице Красной",
+        "category_id": first_id("/api/v1/categories", q="roads.", limit=1),
+        "territory_id": first_id("/api/v1/territories", q="krasnodar", kind="city_district"),
+    }
+    case = client.post("/api/v1/incidents", json=body, headers=headers).json()
+    assert case["status"] == "assigned", case
+    agency = client.get(f"/api/v1/agencies/{case['agency_id']}", headers=headers).json()
+    assert agency["code"] == "adm-krasnodar"
+    assert case["due_at"] is not None
