@@ -52,14 +52,15 @@ async def _pg_exec(url: str, sql: str) -> None:
         await engine.dispose()
 
 
-def run_migrations(database_url: str, revision: str = "head") -> None:
+def run_migrations(database_url: str, revision: str = "head", *, downgrade: bool = False) -> None:
+    """Runs Alembic against database_url, as `python -m app migrate` would."""
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.attributes["configure_logging"] = False
     previous = os.environ.get("REGIONDESK_DATABASE_URL")
     os.environ["REGIONDESK_DATABASE_URL"] = database_url
     config_module.get_settings.cache_clear()
     try:
-        command.upgrade(cfg, revision)
+        (command.downgrade if downgrade else command.upgrade)(cfg, revision)
     finally:
         if previous is None:
             os.environ.pop("REGIONDESK_DATABASE_URL", None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import os
 import re
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (every table registered)
-from app.core import config as config_module
 from tests.conftest import run_migrations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,19 +67,7 @@ def _tables(sync_conn) -> set[str]:
 
 
 def _downgrade(url: str, revision: str) -> None:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.attributes["configure_logging"] = False
-    previous = os.environ.get("REGIONDESK_DATABASE_URL")
-    os.environ["REGIONDESK_DATABASE_URL"] = url
-    config_module.get_settings.cache_clear()
-    try:
-        command.downgrade(cfg, revision)
-    finally:
-        if previous is None:
-            os.environ.pop("REGIONDESK_DATABASE_URL", None)
-        else:
-            os.environ["REGIONDESK_DATABASE_URL"] = previous
-        config_module.get_settings.cache_clear()
+    run_migrations(url, revision, downgrade=True)
 
 
 def test_migrations_match_the_models(database_url):
