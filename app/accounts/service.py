@@ -20,12 +20,13 @@ from app.auth.deps import Principal, subject_of
 from app.auth.permissions import Role
 from app.auth.service import revoke_subject_tokens
 from app.core.errors import Conflict, Unprocessable
+from app.core.pagination import paged
 from app.core.passwords import hash_secret, new_secret
 from app.core.references import ensure_unique, get_or_404, resolve
 from app.core.schemas import PageParams
 from app.core.types import utcnow
 from app.reference.models import Agency
-from app.reference.service import paged, text_filter
+from app.reference.service import text_filter
 
 
 async def list_users(session, page: PageParams, *, role, agency_id, is_active, q):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_
 
 from app.cases.models import OPEN_STATUSES, Case, CaseStatus
 from app.core.errors import Unprocessable
@@ -141,7 +141,3 @@ def order_and_seek(stmt: Select, sort: str, cursor: str | None) -> Select:
     if nullable:
         seek = or_(seek, column.is_(None))
     return stmt.where(seek)
-
-
-def count_of(stmt: Select) -> Select:
-    return select(func.count()).select_from(stmt.order_by(None).subquery())

@@ -22,7 +22,7 @@ from app.cases.models import (
     CaseStatus,
     Priority,
 )
-from app.cases.queries import CaseFilters, apply_filters, count_of, encode_cursor, order_and_seek
+from app.cases.queries import CaseFilters, apply_filters, encode_cursor, order_and_seek
 from app.cases.schemas import (
     PERSONAL_FIELDS,
     AppealCreate,
@@ -39,12 +39,13 @@ from app.cases.schemas import (
 from app.cases.workflow import TRANSITIONS, Action, allowed_actions, target_status
 from app.core.config import Settings
 from app.core.errors import Conflict, Forbidden, InvalidReference, NotFound, PreconditionFailed
+from app.core.pagination import count_of
 from app.core.references import resolve
 from app.core.types import utcnow
 from app.deadlines.service import due_after_interim, due_from, production_calendar, select_policy
 from app.reference.models import Agency, Category, Territory
 from app.routing.engine import CaseFacts
-from app.routing.service import route
+from app.routing.service import route, sector_of
 
 SYSTEM_ACTOR = ("system:routing", "Маршрутизация", "system")
 
@@ -274,6 +275,18 @@ class CaseService:
             if agency_id not in known:
                 self.session.add(CaseAgency(case_id=case.id, agency_id=agency_id))
 
+    async def _policy_for(self, case: Case):
+        """The deadline policy of the case: the one routing or a previous assignment chose,
+        else the most specific one for its kind, regime, priority and sector."""
+        return await select_policy(
+            self.session,
+            kind=case.kind,
+            legal_regime=case.legal_regime,
+            priority=case.priority,
+            sector_id=await sector_of(self.session, case.category_id),
+            policy_id=case.deadline_policy_id,
+        )
+
     async def _assign(
         self,
         case: Case,
@@ -288,15 +301,7 @@ class CaseService:
         before_status, before_agency = case.status, case.agency_id
         case.status, case.agency_id, case.assigned_at = CaseStatus.assigned, agency_id, now
         await self._grant(case, [agency_id])
-        category = await self.session.get(Category, case.category_id) if case.category_id else None
-        policy = await select_policy(
-            self.session,
-            kind=case.kind,
-            legal_regime=case.legal_regime,
-            priority=case.priority,
-            sector_id=(category.parent_id or category.id) if category else None,
-            policy_id=case.deadline_policy_id,
-        )
+        policy = await self._policy_for(case)
         if policy is not None:
             calendar = await production_calendar(self.session, self.settings)
             case.deadline_policy_id = policy.id
@@ -350,14 +355,7 @@ class CaseService:
         self._first_response(case)
         case.interim_answer = body.text
         case.interim_planned_date = body.planned_date.isoformat()
-        policy = await select_policy(
-            self.session,
-            kind=case.kind,
-            legal_regime=case.legal_regime,
-            priority=case.priority,
-            sector_id=None,
-            policy_id=case.deadline_policy_id,
-        )
+        policy = await self._policy_for(case)
         before_due = case.due_at
         if policy is not None:
             calendar = await production_calendar(self.session, self.settings)
@@ -433,7 +431,7 @@ class CaseService:
     async def edit(self, case_id: int, data: CaseEdit, if_match: int | None) -> Case:
         case = await self._for_action(case_id, Action.assign, if_match)
         if case.status not in OPEN_STATUSES:
-            raise_conflict_closed(case)
+            raise Conflict(f"Only open cases can be edited; this one is {case.status}")
         changes = data.model_dump(exclude_unset=True, exclude={"comment"})
         if "category_id" in changes:
             await _category_and_sector(self.session, changes["category_id"])
@@ -458,10 +456,6 @@ class CaseService:
         )
         await self.session.flush()
         return case
-
-
-def raise_conflict_closed(case: Case) -> None:
-    raise Conflict(f"Only open cases can be edited; this one is {case.status}")
 
 
 def _changes(diff: dict[str, tuple[Any, Any]]) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.config import Settings
 from app.core.errors import InvalidReference, NotFound, Unprocessable
+from app.core.pagination import paged
 from app.core.references import ensure_unique, ensure_unreferenced, get_or_404, resolve
 from app.core.schemas import PageParams
 from app.core.types import utcnow
@@ -310,11 +311,7 @@ async def list_policies(
         stmt = stmt.where(DeadlinePolicy.kind == kind)
     if is_active is not None:
         stmt = stmt.where(DeadlinePolicy.is_active == is_active)
-    total = (
-        await session.exec(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    ).scalar_one()
-    rows = (await session.exec(stmt.limit(page.limit).offset(page.offset))).scalars().all()
-    return rows, total
+    return await paged(session, stmt, page)
 
 
 async def create_policy(session: AsyncSession, data: DeadlinePolicyCreate) -> DeadlinePolicy:
@@ -364,11 +361,7 @@ async def list_exceptions(
         stmt = stmt.where(CalendarException.day >= start)
     if end is not None:
         stmt = stmt.where(CalendarException.day <= end)
-    total = (
-        await session.exec(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    ).scalar_one()
-    rows = (await session.exec(stmt.limit(page.limit).offset(page.offset))).scalars().all()
-    return rows, total
+    return await paged(session, stmt, page)
 
 
 async def put_exception(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import String, delete, func, or_, select
+from sqlalchemy import String, delete, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import SQLModel
@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.db import casefold
 from app.core.errors import InvalidReference
+from app.core.pagination import paged
 from app.core.references import ensure_unique, ensure_unreferenced, get_or_404, resolve
 from app.core.schemas import PageParams
 from app.core.types import utcnow
@@ -25,15 +26,6 @@ from app.reference.schemas import (
     TerritoryCreate,
     TerritoryUpdate,
 )
-
-
-async def paged(session: AsyncSession, stmt, page: PageParams) -> tuple[Sequence, int]:
-    """One page of rows plus the total, sorted by the statement's ORDER BY (always ending in id)."""
-    total = (
-        await session.exec(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    ).scalar_one()
-    rows = (await session.exec(stmt.limit(page.limit).offset(page.offset))).scalars().all()
-    return rows, total
 
 
 class _Folded(FunctionElement):

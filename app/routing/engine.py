@@ -313,10 +313,8 @@ def _reason(decider: _Applied | None, applied: list[_Applied]) -> str:
 async def load_rules(session: AsyncSession) -> RuleSet:
     """Reads and compiles every rule (and the codes of the categories and territories the rules
     name, for the explanations). Columns only: nothing lands in the caller's identity map."""
-    columns = RoutingRule.__table__.columns
-    result = await session.exec(
-        select(*columns).order_by(columns["position"], columns["id"])  # type: ignore[call-overload]
-    )
+    table = RoutingRule.__table__
+    result = await session.execute(select(table).order_by(table.c.position, table.c.id))
     rows = result.all()
     category_ids = {c for r in rows if r.enabled for c in r.category_ids or ()}
     territory_ids = {t for r in rows if r.enabled for t in r.territory_ids or ()}

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.cases.models import Case, CaseKind
 from app.core.errors import InvalidReference, Unprocessable
+from app.core.pagination import paged
 from app.core.references import ensure_unreferenced, get_or_404, resolve
 from app.core.schemas import PageParams
 from app.core.types import utcnow
@@ -87,11 +88,7 @@ async def list_rules(
         stmt = stmt.where(RoutingRule.enabled == enabled)
     if agency_id is not None:
         stmt = stmt.where(RoutingRule.agency_id == agency_id)
-    total = (
-        await session.exec(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    ).scalar_one()
-    rows = (await session.exec(stmt.limit(page.limit).offset(page.offset))).scalars().all()
-    return rows, total
+    return await paged(session, stmt, page)
 
 
 async def _check_ids(
@@ -100,13 +97,9 @@ async def _check_ids(
     """Every id exists and is active; a 422 names the first bad one (`category_ids.2`)."""
     if not ids:
         return
-    found = dict(
-        (
-            await session.exec(
-                select(model.id, model.is_active).where(model.id.in_(set(ids)))  # type: ignore[attr-defined]
-            )
-        ).all()
-    )
+    table = model.__table__
+    stmt = select(table.c.id, table.c.is_active).where(table.c.id.in_(set(ids)))
+    found = dict((await session.execute(stmt)).all())
     for index, obj_id in enumerate(ids):
         name = f"{field}.{index}"
         if obj_id not in found:
