@@ -3,6 +3,7 @@
 from app.accounts.models import ApiClient, User
 from app.auth.models import LoginThrottle, RefreshToken
 from app.cases.models import Case, CaseAgency, CaseEvent
+from app.core.idempotency import IdempotencyRecord
 from app.deadlines.models import CalendarException, DeadlinePolicy
 from app.reference.models import Agency, AgencySector, Category, Territory
 from app.routing.models import RoutingRule
@@ -17,6 +18,7 @@ __all__ = [
     "CaseEvent",
     "Category",
     "DeadlinePolicy",
+    "IdempotencyRecord",
     "LoginThrottle",
     "RefreshToken",
     "RoutingRule",

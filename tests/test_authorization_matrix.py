@@ -72,9 +72,11 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/api/v1/calendar/due"): ROUTING_READERS,
     # cases
     ("POST", "/api/v1/incidents"): SUBMITTERS,
+    ("POST", "/api/v1/incidents/batch"): SUBMITTERS,
     ("GET", "/api/v1/incidents"): ALL,
     ("GET", "/api/v1/incidents/{case_id}"): ALL,
     ("POST", "/api/v1/appeals"): SUBMITTERS,
+    ("POST", "/api/v1/appeals/batch"): SUBMITTERS,
     ("GET", "/api/v1/appeals"): ALL,
     ("GET", "/api/v1/appeals/{case_id}"): ALL,
     ("GET", "/api/v1/cases"): ALL,

@@ -1,20 +1,25 @@
+from collections import Counter
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 
 from app.auth.deps import Principal, requires
 from app.cases.models import CaseKind, CaseStatus, Priority
 from app.cases.queries import CaseFilters, SortKey
 from app.cases.schemas import (
     AcceptBody,
+    AppealBatch,
     AppealCreate,
     AssignBody,
+    BatchItem,
+    BatchResult,
     CaseEdit,
     CaseEventRead,
     CasePage,
     CaseRead,
     CloseBody,
+    IncidentBatch,
     IncidentCreate,
     InterimAnswerBody,
     RejectBody,
@@ -26,6 +31,7 @@ from app.cases.workflow import Action, describe
 from app.core.config import Settings, get_settings
 from app.core.db import SessionDep
 from app.core.errors import PreconditionFailed
+from app.core.idempotency import IdempotencyDep
 from app.core.schemas import MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
@@ -211,11 +217,16 @@ def _action_route(action: Action, body_type: Any):
         case_id: int,
         if_match: IfMatch,
         response: Response,
+        idempotency: IdempotencyDep,
         body: Annotated[body_type, Body()] = None,
     ):
+        if (replay := await idempotency.start(principal.subject)) is not None:
+            return replay
         service = _service(session, settings, principal)
         case = await service.act(case_id, action, body, if_match)
-        return _respond(response, service, case)
+        result = _respond(response, service, case)
+        idempotency.remember(response, 200, result)
+        return result
 
     take_action.__name__ = f"case_{action.name.rstrip('_')}"
     router.add_api_route(
@@ -233,20 +244,65 @@ for _action, _body in ACTION_BODIES.items():
     _action_route(_action, _body)
 
 
-def _kind_routes(kind: CaseKind, path: str, create_model: type) -> None:
+def _batch_result(outcomes) -> BatchResult:
+    items = []
+    for o in outcomes:
+        if o.intake is None:
+            items.append(BatchItem(index=o.index, outcome="failed", problem=o.problem))
+            continue
+        case = o.intake.case
+        items.append(
+            BatchItem(
+                index=o.index,
+                outcome="created" if o.intake.created else "existing",
+                id=case.id,
+                number=case.number,
+                status=case.status,
+                priority=case.priority,
+                agency_id=case.agency_id,
+                due_at=case.due_at,
+            )
+        )
+    count = Counter(i.outcome for i in items)
+    return BatchResult(
+        created=count["created"], existing=count["existing"], failed=count["failed"], items=items
+    )
+
+
+def _kind_routes(kind: CaseKind, path: str, create_model: type, batch_model: type) -> None:
     async def submit(
         principal: Submitter,
         session: SessionDep,
         settings: SettingsDep,
         data: Annotated[create_model, Body()],
-        request: Request,
         response: Response,
+        idempotency: IdempotencyDep,
     ):
+        if (replay := await idempotency.start(principal.subject)) is not None:
+            return replay
         service = _service(session, settings, principal)
         intake = await service.submit(data)
         response.status_code = 201 if intake.created else 200
         response.headers["Location"] = f"/api/v1/cases/{intake.case.id}"
-        return _respond(response, service, intake.case)
+        result = _respond(response, service, intake.case)
+        idempotency.remember(response, response.status_code, result)
+        return result
+
+    async def submit_batch(
+        principal: Submitter,
+        session: SessionDep,
+        settings: SettingsDep,
+        batch: Annotated[batch_model, Body()],
+        response: Response,
+        idempotency: IdempotencyDep,
+    ):
+        if (replay := await idempotency.start(principal.subject)) is not None:
+            return replay
+        service = _service(session, settings, principal)
+        outcomes = await service.submit_many(batch.items, create_model)
+        result = _batch_result(outcomes)
+        idempotency.remember(response, 200, result)
+        return result
 
     async def list_kind(
         principal: Reader,
@@ -282,6 +338,18 @@ def _kind_routes(kind: CaseKind, path: str, create_model: type) -> None:
         responses={200: {"description": "Already submitted"}},
     )
     router.add_api_route(
+        f"{path}/batch",
+        submit_batch,
+        methods=["POST"],
+        response_model=BatchResult,
+        summary=f"Submit up to 1,000 {kind.value}s at once, answered item by item",
+        description="Each item is validated, deduplicated and routed like a single intake; "
+        "a bad item gets its own problem and never sinks the rest. The same source id as an "
+        "existing case (or as an earlier item) is `existing`. More than 1,000 items: 413.",
+        name=f"submit_{kind.value}_batch",
+        responses={413: {"description": "More than 1,000 items"}},
+    )
+    router.add_api_route(
         path,
         list_kind,
         methods=["GET"],
@@ -300,5 +368,5 @@ def _kind_routes(kind: CaseKind, path: str, create_model: type) -> None:
     )
 
 
-_kind_routes(CaseKind.incident, "/incidents", IncidentCreate)
-_kind_routes(CaseKind.appeal, "/appeals", AppealCreate)
+_kind_routes(CaseKind.incident, "/incidents", IncidentCreate, IncidentBatch)
+_kind_routes(CaseKind.appeal, "/appeals", AppealCreate, AppealBatch)

@@ -213,3 +213,41 @@ class CasePage(Output):
     items: list[CaseRead]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
     total: int | None = Field(default=None, description="Only with `with_total=true`")
+
+
+def _batch_items(item_schema: str) -> Any:
+    return Field(
+        min_length=1,
+        description="Up to 1,000 items, each as in the single intake; more is refused with 413. "
+        "Each item is checked on its own: a bad one fails alone.",
+        json_schema_extra={"items": {"$ref": f"#/components/schemas/{item_schema}"}},
+    )
+
+
+class IncidentBatch(Input):
+    items: list[Any] = _batch_items("IncidentCreate")
+
+
+class AppealBatch(Input):
+    items: list[Any] = _batch_items("AppealCreate")
+
+
+class BatchItem(Output):
+    index: int = Field(description="The item's position in the request, from 0")
+    outcome: Literal["created", "existing", "failed"]
+    id: int | None = None
+    number: str | None = None
+    status: CaseStatus | None = None
+    priority: Priority | None = None
+    agency_id: int | None = None
+    due_at: datetime | None = None
+    problem: dict[str, Any] | None = Field(
+        default=None, description="For a failed item: its RFC 9457 problem (status, errors)"
+    )
+
+
+class BatchResult(Output):
+    created: int
+    existing: int
+    failed: int
+    items: list[BatchItem]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.deps import Principal
@@ -38,22 +42,75 @@ from app.cases.schemas import (
 )
 from app.cases.workflow import TRANSITIONS, Action, allowed_actions, target_status
 from app.core.config import Settings
-from app.core.errors import Conflict, Forbidden, InvalidReference, NotFound, PreconditionFailed
+from app.core.db import savepoint
+from app.core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidReference,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    domain_problem,
+    validation_problem,
+)
 from app.core.pagination import count_of
 from app.core.references import resolve
+from app.core.schemas import MAX_ID
 from app.core.types import utcnow
 from app.deadlines.service import due_after_interim, due_from, production_calendar, select_policy
 from app.reference.models import Agency, Category, Territory
-from app.routing.engine import CaseFacts
+from app.routing.engine import CaseFacts, RoutingDecision
 from app.routing.service import route, sector_of
 
 SYSTEM_ACTOR = ("system:routing", "Маршрутизация", "system")
+
+
+MAX_BATCH = 1000
 
 
 @dataclass
 class Intake:
     case: Case
     created: bool
+
+
+@dataclass
+class BatchOutcome:
+    index: int
+    intake: Intake | None = None
+    problem: dict[str, Any] | None = None
+    same_as: int | None = None  # an earlier item of the same batch with the same source id
+
+
+@dataclass
+class _Prepared:
+    case: Case
+    decision: RoutingDecision
+    steps: list[tuple[Principal | None, str, dict[str, Any]]] = field(default_factory=list)
+    grants: list[int] = field(default_factory=list)
+
+
+def _external_id(data: IncidentCreate | AppealCreate) -> str:
+    return data.post_id if isinstance(data, IncidentCreate) else data.number
+
+
+def _facts(case: Case, sector_id: int | None) -> CaseFacts:
+    return CaseFacts(
+        kind=case.kind,
+        category_id=case.category_id,
+        sector_id=sector_id,
+        territory_id=case.territory_id,
+        source=case.network or case.channel,
+        text=case.text,
+        missing_person=case.missing_person,
+        important=case.important,
+    )
+
+
+@cache
+def _adapter(model: type) -> TypeAdapter:
+    return TypeAdapter(model)
 
 
 def _actor(principal: Principal | None) -> tuple[str, str, str]:
@@ -86,90 +143,191 @@ class CaseService:
         self.session = session
         self.settings = settings
         self.principal = principal
+        self._pinned: list[Any] = []  # reference rows a batch keeps in the identity map
 
     # --- intake ------------------------------------------------------------------------------
+    #
+    # A case is prepared in memory (references resolved, routed, deadline computed), inserted,
+    # and then given its number, events and access rows. A batch does each phase for all its
+    # items at once, so 1,000 items cost a handful of round trips, not thousands.
 
     async def submit(self, data: IncidentCreate | AppealCreate) -> Intake:
-        incident = isinstance(data, IncidentCreate)
-        source_system = self.principal.source_system or "operator"
-        external_id = data.post_id if incident else data.number
-        existing = await self._by_external_id(source_system, external_id)
-        if existing is not None:
-            return Intake(existing, created=False)
-
-        _, sector_id = await _category_and_sector(self.session, data.category_id)
-        await resolve(self.session, Territory, data.territory_id, "territory_id")
-        fields = data.model_dump(mode="json", exclude={"post_id", "number"})
-        if incident:
-            fields["published_at"] = data.published_at
-        case = Case(
-            **fields,
-            kind=CaseKind.incident if incident else CaseKind.appeal,
-            status=CaseStatus.new,
-            priority=Priority.normal,
-            source_system=source_system,
-            external_id=external_id,
-            submitted_by=self.principal.subject,
-        )
-        if incident and data.missing_person:
-            case.priority = Priority.urgent
-        elif incident and data.important:
-            case.priority = Priority.high
+        source_system = self._source_system()
+        external_id = _external_id(data)
+        existing = await self._by_external_id(source_system, [external_id])
+        if existing:
+            return Intake(existing[external_id], created=False)
+        await self._resolve_references(data)
+        [prepared] = await self._prepare([data], source_system)
         try:
-            async with self.session.begin_nested():  # a racing duplicate loses only this
-                self.session.add(case)
+            async with savepoint(self.session):  # a racing duplicate loses only this
+                self.session.add(prepared.case)
                 await self.session.flush()
         except IntegrityError:
-            existing = await self._by_external_id(source_system, external_id)
-            if existing is None:
+            existing = await self._by_external_id(source_system, [external_id])
+            if not existing:
                 raise
-            return Intake(existing, created=False)
-        case.number = _number(case)
-        self.session.add(_event(case, self.principal, "create", to_status=CaseStatus.new))
+            return Intake(existing[external_id], created=False)
+        await self._record_intake([prepared])
+        return Intake(prepared.case, created=True)
 
-        facts = CaseFacts(
-            kind=case.kind,
-            category_id=case.category_id,
-            sector_id=sector_id,
-            territory_id=case.territory_id,
-            source=case.network or case.channel,
-            text=case.text,
-            missing_person=case.missing_person,
-            important=case.important,
-        )
-        decision = await route(self.session, facts)
-        case.routing_reason = decision.reason
-        case.routing_rule_id = decision.rule_id
-        if decision.priority:
-            case.priority = decision.priority
-        case.deadline_policy_id = decision.deadline_policy_id
-        if decision.notify_agency_ids:
-            await self._grant(case, decision.notify_agency_ids)
-            self.session.add(
-                _event(
-                    case,
-                    None,
-                    "notify",
-                    data={"agency_ids": list(decision.notify_agency_ids)},
-                    comment=decision.reason,
-                )
+    async def submit_many(
+        self, items: Sequence[Any], model: type[IncidentCreate] | type[AppealCreate]
+    ) -> list[BatchOutcome]:
+        """Item by item outcomes: created, already there, or the item's own problem."""
+        if len(items) > MAX_BATCH:
+            raise PayloadTooLarge(
+                f"At most {MAX_BATCH} items per batch; this one has {len(items)}",
+                limit=MAX_BATCH,
             )
-        if decision.agency_id is not None:
-            agency = await self.session.get(Agency, decision.agency_id)
-            if agency is not None and agency.is_active:
-                await self._assign(case, agency.id, None, reason="routing", comment=decision.reason)
+        source_system = self._source_system()
+        outcomes = [BatchOutcome(index=i) for i in range(len(items))]
+        adapter = _adapter(model)
+        valid: list[tuple[int, IncidentCreate | AppealCreate]] = []
+        for i, raw in enumerate(items):
+            try:
+                valid.append((i, adapter.validate_python(raw)))
+            except ValidationError as exc:
+                outcomes[i].problem = validation_problem(exc.errors(), ("body", "items", i))
+
+        existing = await self._by_external_id(source_system, [_external_id(d) for _, d in valid])
+        await self._prefetch(valid)
+        first: dict[str, int] = {}  # external id -> index of its first item in this batch
+        todo: list[tuple[int, IncidentCreate | AppealCreate]] = []
+        for i, data in valid:
+            external_id = _external_id(data)
+            if external_id in existing:
+                outcomes[i].intake = Intake(existing[external_id], created=False)
+            elif external_id in first:
+                outcomes[i].same_as = first[external_id]
             else:
+                try:
+                    await self._resolve_references(data)  # from the identity map: no query
+                except DomainError as exc:
+                    outcomes[i].problem = domain_problem(exc)
+                    continue
+                first[external_id] = i
+                todo.append((i, data))
+
+        prepared = await self._prepare([d for _, d in todo], source_system)
+        try:
+            async with savepoint(self.session):
+                self.session.add_all([p.case for p in prepared])
+                await self.session.flush()
+        except IntegrityError:
+            # Another request took one of these source ids meanwhile (rare): one by one.
+            for i, data in todo:
+                outcomes[i].intake = await self.submit(data)
+        else:
+            await self._record_intake(prepared)
+            for (i, _), p in zip(todo, prepared, strict=True):
+                outcomes[i].intake = Intake(p.case, created=True)
+        for outcome in outcomes:
+            if outcome.same_as is not None:
+                outcome.intake = Intake(outcomes[outcome.same_as].intake.case, created=False)
+        return outcomes
+
+    def _source_system(self) -> str:
+        return self.principal.source_system or "operator"
+
+    async def _by_external_id(self, source_system: str, external_ids: list[str]) -> dict:
+        if not external_ids:
+            return {}
+        stmt = select(Case).where(
+            Case.source_system == source_system, Case.external_id.in_(set(external_ids))
+        )
+        return {c.external_id: c for c in (await self.session.execute(stmt)).scalars()}
+
+    async def _prefetch(self, items: list[tuple[int, Any]]) -> None:
+        """Load the categories (with their sectors) and territories a batch refers to, once.
+        Held here, they stay in the session's (weak) identity map, so the per-item lookups
+        (`resolve`, `sector_of`) cost no query."""
+        for model, attr in ((Category, "category_id"), (Territory, "territory_id")):
+            ids = {getattr(d, attr) for _, d in items} - {None}
+            ids = {i for i in ids if 1 <= i <= MAX_ID}
+            if ids:
+                rows = await self.session.execute(select(model).where(model.id.in_(ids)))
+                self._pinned.extend(rows.scalars())
+        parents = {c.parent_id for c in self._pinned if isinstance(c, Category)} - {None}
+        if parents:
+            rows = await self.session.execute(select(Category).where(Category.id.in_(parents)))
+            self._pinned.extend(rows.scalars())
+
+    async def _resolve_references(self, data: IncidentCreate | AppealCreate) -> None:
+        await _category_and_sector(self.session, data.category_id)
+        await resolve(self.session, Territory, data.territory_id, "territory_id")
+
+    async def _prepare(self, items: list[Any], source_system: str) -> list[_Prepared]:
+        """New cases, routed and (where a rule names an agency) assigned, not yet inserted."""
+        prepared = []
+        for data in items:
+            incident = isinstance(data, IncidentCreate)
+            fields = data.model_dump(mode="json", exclude={"post_id", "number"})
+            if incident:
+                fields["published_at"] = data.published_at
+            case = Case(
+                **fields,
+                kind=CaseKind.incident if incident else CaseKind.appeal,
+                status=CaseStatus.new,
+                priority=Priority.normal,
+                source_system=source_system,
+                external_id=_external_id(data),
+                submitted_by=self.principal.subject,
+            )
+            if incident and data.missing_person:
+                case.priority = Priority.urgent
+            elif incident and data.important:
+                case.priority = Priority.high
+            sector_id = await sector_of(self.session, case.category_id)
+            decision = await route(self.session, _facts(case, sector_id))
+            prepared.append(_Prepared(case, decision))
+
+        agency_ids = {p.decision.agency_id for p in prepared} - {None}
+        agencies: dict[int, Agency] = {}
+        if agency_ids:
+            rows = await self.session.execute(select(Agency).where(Agency.id.in_(agency_ids)))
+            agencies = {a.id: a for a in rows.scalars()}
+        for p in prepared:
+            case, decision = p.case, p.decision
+            p.steps.append((self.principal, "create", {"to_status": CaseStatus.new}))
+            case.routing_reason = decision.reason
+            case.routing_rule_id = decision.rule_id
+            if decision.priority:
+                case.priority = decision.priority
+            case.deadline_policy_id = decision.deadline_policy_id
+            if decision.notify_agency_ids:
+                p.grants.extend(decision.notify_agency_ids)
+                notified = {"agency_ids": list(decision.notify_agency_ids)}
+                p.steps.append((None, "notify", {"data": notified, "comment": decision.reason}))
+            if decision.agency_id is None:
+                continue
+            agency = agencies.get(decision.agency_id)
+            if agency is None or not agency.is_active:
                 case.routing_reason = (
                     f"{decision.reason}; agency {decision.agency_id} is inactive, left for triage"
                 )
-        await self.session.flush()
-        return Intake(case, created=True)
+                continue
+            step = await self._apply_assignment(case, agency.id, registered_at=case.created_at)
+            step.update(reason="routing", comment=decision.reason)
+            p.steps.append((None, "assign", step))
+            p.grants.append(agency.id)
+        return prepared
 
-    async def _by_external_id(self, source_system: str, external_id: str) -> Case | None:
-        stmt = select(Case).where(
-            Case.source_system == source_system, Case.external_id == external_id
-        )
-        return (await self.session.execute(stmt)).scalars().first()
+    async def _record_intake(self, prepared: list[_Prepared]) -> None:
+        """Numbers, events and access rows of freshly inserted cases, in bulk."""
+        if not prepared:
+            return
+        table = Case.__table__
+        numbers = [{"b_id": p.case.id, "b_number": _number(p.case)} for p in prepared]
+        set_number = update(table).where(table.c.id == bindparam("b_id"))
+        await self.session.execute(set_number.values(number=bindparam("b_number")), numbers)
+        rows: list[Any] = []
+        for p, n in zip(prepared, numbers, strict=True):
+            set_committed_value(p.case, "number", n["b_number"])
+            rows.extend(_event(p.case, who, action, **kw) for who, action, kw in p.steps)
+            rows.extend(CaseAgency(case_id=p.case.id, agency_id=a) for a in dict.fromkeys(p.grants))
+        self.session.add_all(rows)
+        await self.session.flush()
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -297,29 +455,29 @@ class CaseService:
         reason: str | None = None,
         comment: str | None = None,
     ) -> None:
+        await self._grant(case, [agency_id])
+        step = await self._apply_assignment(case, agency_id, registered_at=case.created_at)
+        self.session.add(_event(case, principal, action, reason=reason, comment=comment, **step))
+
+    async def _apply_assignment(
+        self, case: Case, agency_id: int, *, registered_at: datetime
+    ) -> dict[str, Any]:
+        """Give the case to the agency and set its deadline; returns the event's fields."""
         now = utcnow()
         before_status, before_agency = case.status, case.agency_id
         case.status, case.agency_id, case.assigned_at = CaseStatus.assigned, agency_id, now
-        await self._grant(case, [agency_id])
         policy = await self._policy_for(case)
         if policy is not None:
             calendar = await production_calendar(self.session, self.settings)
             case.deadline_policy_id = policy.id
-            case.due_at = due_from(calendar, policy, registered_at=case.created_at, now=now)
-        self.session.add(
-            _event(
-                case,
-                principal,
-                action,
-                from_status=before_status,
-                to_status=CaseStatus.assigned,
-                from_agency_id=before_agency,
-                to_agency_id=agency_id,
-                reason=reason,
-                comment=comment,
-                data={"due_at": case.due_at.isoformat() if case.due_at else None},
-            )
-        )
+            case.due_at = due_from(calendar, policy, registered_at=registered_at, now=now)
+        return {
+            "from_status": before_status,
+            "to_status": CaseStatus.assigned,
+            "from_agency_id": before_agency,
+            "to_agency_id": agency_id,
+            "data": {"due_at": case.due_at.isoformat() if case.due_at else None},
+        }
 
     async def _active_agency(self, agency_id: int) -> int:
         agency = await resolve(self.session, Agency, agency_id, "agency_id")

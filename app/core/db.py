@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -49,6 +50,23 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=1800,
     )
+
+
+@asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A SAVEPOINT that can be rolled back alone (`session.begin_nested()`), also on SQLite.
+
+    SQLite's driver opens a transaction only before a write; a SAVEPOINT issued with none open
+    would open one itself, and its RELEASE would commit everything at once. So on SQLite the
+    transaction is begun first, taking the write lock the savepoint is about to need anyway.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = await connection.get_raw_connection()
+        if not raw.driver_connection.in_transaction:
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+    async with session.begin_nested():
+        yield
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -114,6 +115,20 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> ProblemResponse:
+    body = problem_body(status, detail, code=code, title=title, instance=instance, **extra)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def problem_body(
+    status: int,
+    detail: str | None,
+    *,
+    code: str | None = None,
+    title: str | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The problem document itself, also used inside batch answers (one per failed item)."""
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + (code or phrase.lower().replace(" ", "-")),
@@ -125,42 +140,42 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    return ProblemResponse(body, status_code=status, headers=headers)
+    return body
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for err in exc.errors():
-        item = {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
-        errors.append(item)
-    return errors
+def domain_problem(exc: DomainError, instance: str | None = None) -> dict[str, Any]:
+    return problem_body(
+        exc.status, exc.detail, code=exc.code, title=exc.title, instance=instance, **exc.extra
+    )
+
+
+def validation_problem(errors: Sequence[Any], prefix: Sequence[str | int] = ("body",)) -> dict:
+    """A 422 problem for pydantic errors, each located under `prefix`."""
+    items = [
+        {"loc": [*prefix, *err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type")}
+        for err in errors
+    ]
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in items[:5])
+    return problem_body(
+        422,
+        f"The request is not valid: {fields}" if fields else "The request is not valid",
+        code="validation-error",
+        title="Validation error",
+        errors=items,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> ProblemResponse:
-        return problem(
-            exc.status,
-            exc.detail,
-            code=exc.code,
-            title=exc.title,
-            instance=request.url.path,
-            headers=exc.headers,
-            **exc.extra,
-        )
+        body = domain_problem(exc, instance=request.url.path)
+        return ProblemResponse(body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> ProblemResponse:
-        errors = _validation_errors(exc)
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
-        return problem(
-            422,
-            f"The request is not valid: {fields}" if fields else "The request is not valid",
-            code="validation-error",
-            title="Validation error",
-            instance=request.url.path,
-            errors=errors,
-        )
+        body = validation_problem(exc.errors(), prefix=())
+        body["instance"] = request.url.path
+        return ProblemResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
