@@ -49,7 +49,7 @@ _LISTS = ("kinds", "category_ids", "territory_ids", "sources", "keywords", "noti
 
 async def route(session: AsyncSession, facts: CaseFacts) -> RoutingDecision:
     """The routing decision for a case, from the cached rule set."""
-    return (await current_rules(session)).evaluate(facts)
+    return (await current_rules(session)).evaluate(facts, explain=False)
 
 
 async def sector_of(session: AsyncSession, category_id: int | None) -> int | None:

@@ -363,3 +363,43 @@ def test_route_uses_the_stored_rules(db, clock):
     assert decision.agency_id == agency.id
     assert f"category {pits.id} in sector roads" in decision.reason
     assert "keyword «яма»" in decision.reason
+
+
+def test_the_unexplained_hot_path_decides_exactly_as_the_explained_one():
+    """Intake evaluates without explanations; every combination of conditions must lead to
+    the same decision and reason as the dry-run's full evaluation."""
+    import itertools
+
+    conditions = [
+        {},
+        {"kinds": ["incident"]},
+        {"kinds": ["appeal"]},
+        {"category_ids": [ROADS]},
+        {"category_ids": [LIGHTS]},
+        {"territory_ids": [SOCHI]},
+        {"territory_ids": [KRASNODAR]},
+        {"sources": ["vk"]},
+        {"sources": ["telegram"]},
+        {"keywords": ["яма"]},
+        {"keywords": ["свет"]},
+        {"missing_person": True},
+        {"important": False},
+    ]
+    facts_variants = [
+        FACTS,
+        replace(FACTS, category_id=None, sector_id=None, territory_id=None, source=None),
+        replace(FACTS, kind="appeal", missing_person=True, text="Нет света"),
+    ]
+    rules_seen = 0
+    for first, second in itertools.combinations(conditions, 2):
+        rules = [
+            rule(1, agency_id=501, stop=False, priority="high", **first),
+            rule(2, agency_id=502, notify_agency_ids=[9], **second),
+            rule(3, agency_id=503, **{**first, **second}),
+        ]
+        ruleset = RuleSet(rules)
+        for facts in facts_variants:
+            full, fast = ruleset.evaluate(facts), ruleset.evaluate(facts, explain=False)
+            assert replace(fast, checks=full.checks) == full, (first, second, facts)
+            rules_seen += 1
+    assert rules_seen == 78 * 3
