@@ -46,6 +46,7 @@ def migrate(revision: str = "head") -> None:
 
 
 async def _in_transaction(work: Callable) -> object:
+    import app.models  # noqa: F401 - every table, so relationships and foreign keys resolve
     from app.core.db import make_engine, make_sessionmaker
 
     engine = make_engine(_settings())
@@ -125,20 +126,53 @@ def create_client(args: argparse.Namespace) -> None:
     print("The secret is shown only now; store it in the client system's vault.")
 
 
+def erase_personal_data(args: argparse.Namespace) -> None:
+    from app.privacy.service import erase_expired
+
+    days = args.older_than_days
+    if days is None:
+        days = _settings().personal_data_retention_days
+    if days < 1:
+        raise CommandError("--older-than-days: at least 1")
+    result = _run(lambda session: erase_expired(session, days, dry_run=args.dry_run))
+    verb = "would erase" if args.dry_run else "erased"
+    print(
+        f"Personal data {verb} from {result.cases} cases closed or rejected before "
+        f"{result.cutoff:%Y-%m-%d %H:%M} UTC ({days} days)."
+    )
+
+
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    _settings()
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        proxy_headers=True,
-        access_log=False,
-        server_header=False,
-    )
+    from app.observability.logging import logging_config
+    from app.observability.metrics import shared_across_workers
+
+    settings = _settings()
+    with shared_across_workers(args.workers):
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.trusted_proxies or None,  # None: loopback only
+            access_log=not settings.log_access,  # ours (app.observability) replaces it
+            log_config=logging_config(settings),  # applied in every worker process
+            server_header=False,
+        )
+
+
+def worker(args: argparse.Namespace) -> None:
+    from app.observability.logging import configure_logging
+    from app.webhooks.delivery import serve as serve_worker
+
+    settings = _settings()
+    configure_logging(settings)
+    done = asyncio.run(serve_worker(settings, once=args.once))
+    if done is not None:
+        print(", ".join(f"{what}: {n}" for what, n in done.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,11 +198,23 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("--source", required=True, help="the source system it submits for")
     client.set_defaults(func=create_client)
 
+    erase = commands.add_parser(
+        "erase-personal-data",
+        help="remove personal data of cases finished longer ago than the retention period",
+    )
+    erase.add_argument("--older-than-days", type=int, help="default: the retention setting")
+    erase.add_argument("--dry-run", action="store_true", help="only count the cases")
+    erase.set_defaults(func=erase_personal_data)
+
     run = commands.add_parser("serve", help="serve the API with uvicorn")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--workers", type=int, default=1)
     run.set_defaults(func=serve)
+
+    work = commands.add_parser("worker", help="deliver webhooks and run the periodic jobs")
+    work.add_argument("--once", action="store_true", help="one pass, then exit (cron, tests)")
+    work.set_defaults(func=worker)
 
     args = parser.parse_args(argv)
     try:

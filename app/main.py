@@ -10,13 +10,22 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.accounts.router import router as accounts_router
 from app.auth.router import router as auth_router
 from app.cases.router import router as cases_router
+from app.core.callers import TokenSubjects
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
+from app.core.docs_ui import install_docs
 from app.core.errors import install_error_handlers
+from app.core.limits import RATE_HEADERS, install_limits
 from app.deadlines.router import router as deadlines_router
 from app.health.router import router as health_router
+from app.observability.middleware import install_observability
+from app.observability.router import router as metrics_router
+from app.open311.router import router as open311_router
+from app.privacy.router import router as privacy_router
 from app.reference.router import router as reference_router
 from app.routing.router import router as routing_router
+from app.stats.router import router as stats_router
+from app.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Incident and appeal routing for regional control centres.
@@ -44,13 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
+        docs_url=None,  # both served offline by install_docs below
+        redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
-    app.dependency_overrides[get_settings] = lambda: settings
+    callers = TokenSubjects(settings)
+    install_limits(app, settings, callers)  # inside CORS, so 413/429 answers carry its headers
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -58,17 +68,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID", *RATE_HEADERS],
         )
+    install_observability(app, settings, callers)  # outermost: ids, logs, metrics, headers
     install_error_handlers(app)
+    install_docs(app, settings)
     for router in (
         health_router,
+        metrics_router,
         auth_router,
         accounts_router,
         reference_router,
         routing_router,
         deadlines_router,
         cases_router,
+        privacy_router,
+        stats_router,
+        open311_router,
+        webhooks_router,
     ):
         app.include_router(router)
     return app

@@ -5,8 +5,16 @@ from app.auth.models import LoginThrottle, RefreshToken
 from app.cases.models import Case, CaseAgency, CaseEvent
 from app.core.idempotency import IdempotencyRecord
 from app.deadlines.models import CalendarException, DeadlinePolicy
+from app.privacy.models import PersonalDataAccess
 from app.reference.models import Agency, AgencySector, Category, Territory
 from app.routing.models import RoutingRule
+from app.webhooks.models import (
+    CaseOverdue,
+    WebhookAllowlistEntry,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 
 __all__ = [
     "Agency",
@@ -16,12 +24,18 @@ __all__ = [
     "Case",
     "CaseAgency",
     "CaseEvent",
+    "CaseOverdue",
     "Category",
     "DeadlinePolicy",
     "IdempotencyRecord",
     "LoginThrottle",
+    "PersonalDataAccess",
     "RefreshToken",
     "RoutingRule",
     "Territory",
     "User",
+    "WebhookAllowlistEntry",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
 ]

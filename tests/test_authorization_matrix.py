@@ -18,10 +18,16 @@ SUBMITTERS = {"operator", "integration"}
 TRIAGE = {"operator"}
 ANSWER = {"agency"}
 PUBLIC = None  # no authentication
+# Open311 (app/open311) authenticates by a machine client's api_key, not a bearer token: without
+# a key it is the spec's 403 (its own error format, not problem+json), whatever token is sent.
+API_KEY: set[str] = {"api_key"}
 
 EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/health/live"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
+    # operations (app/observability): open unless REGIONDESK_METRICS_TOKEN is set, and then
+    # it wants that token, not an API access token (tests/observability/test_metrics.py)
+    ("GET", "/metrics"): PUBLIC,
     ("POST", "/api/v1/auth/token"): PUBLIC,
     ("POST", "/api/v1/auth/revoke"): ALL,
     ("GET", "/api/v1/auth/me"): ALL,
@@ -77,6 +83,8 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/api/v1/incidents/{case_id}"): ALL,
     ("POST", "/api/v1/appeals"): SUBMITTERS,
     ("POST", "/api/v1/appeals/batch"): SUBMITTERS,
+    # privacy (app/privacy): the personal-data access record, for admins
+    ("GET", "/api/v1/audit/personal-data"): ADMIN,
     ("GET", "/api/v1/appeals"): ALL,
     ("GET", "/api/v1/appeals/{case_id}"): ALL,
     ("GET", "/api/v1/cases"): ALL,
@@ -90,6 +98,42 @@ EXPECTED: dict[tuple[str, str], set[str] | None] = {
     ("POST", "/api/v1/cases/{case_id}/interim-answer"): ANSWER,
     ("POST", "/api/v1/cases/{case_id}/close"): ANSWER,
     ("POST", "/api/v1/cases/{case_id}/return"): ANSWER,
+    # statistics and exports (app/stats): stats:read; agency staff get their own agency only
+    ("GET", "/api/v1/stats/summary"): {"admin", "operator", "agency", "analyst"},
+    ("GET", "/api/v1/stats/timeseries"): {"admin", "operator", "agency", "analyst"},
+    ("GET", "/api/v1/stats/league"): {"admin", "operator", "agency", "analyst"},
+    ("GET", "/api/v1/exports/cases"): {"admin", "operator", "agency", "analyst"},
+    # Open311 (app/open311): discovery and services are public as in the spec; requests take an
+    # api_key (reach as the key's client: tests/open311)
+    ("GET", "/open311/v2/discovery.{format}"): PUBLIC,
+    ("GET", "/open311/v2/services.{format}"): PUBLIC,
+    ("GET", "/open311/v2/services/{service_code}.{format}"): PUBLIC,
+    ("POST", "/open311/v2/requests.{format}"): API_KEY,
+    ("GET", "/open311/v2/requests.{format}"): API_KEY,
+    ("GET", "/open311/v2/requests/{service_request_id}.{format}"): API_KEY,
+    # webhooks (app/webhooks): subscriptions for admins, agencies and integration clients
+    # (each its own); the URL allowlist for admins only
+    ("GET", "/api/v1/webhooks"): {"admin", "agency", "integration"},
+    ("POST", "/api/v1/webhooks"): {"admin", "agency", "integration"},
+    ("GET", "/api/v1/webhooks/{webhook_id}"): {"admin", "agency", "integration"},
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"admin", "agency", "integration"},
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): {"admin", "agency", "integration"},
+    ("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret"): {"admin", "agency", "integration"},
+    ("POST", "/api/v1/webhooks/{webhook_id}/ping"): {"admin", "agency", "integration"},
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): {"admin", "agency", "integration"},
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): {
+        "admin",
+        "agency",
+        "integration",
+    },
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): {
+        "admin",
+        "agency",
+        "integration",
+    },
+    ("GET", "/api/v1/webhooks/allowlist"): ADMIN,
+    ("POST", "/api/v1/webhooks/allowlist"): ADMIN,
+    ("DELETE", "/api/v1/webhooks/allowlist/{entry_id}"): ADMIN,
 }
 
 
@@ -120,6 +164,9 @@ def test_matrix(client, auth, method, path):
     if allowed is PUBLIC:
         assert client.request(method, url).status_code not in (401, 403)
         return
+    if allowed is API_KEY:
+        _api_key_only(client, auth, method, _url(path.replace("{format}", "json")))
+        return
     none = client.request(method, url)
     assert none.status_code == 401, none.text
     assert none.headers["www-authenticate"] == "Bearer"
@@ -132,3 +179,17 @@ def test_matrix(client, auth, method, path):
         else:
             assert response.status_code == 403, (role, response.status_code, response.text)
             assert response.headers["content-type"] == "application/problem+json"
+
+
+def _api_key_only(client, auth, method: str, url: str) -> None:
+    from tests import factories
+
+    for headers in (None, {"Authorization": "Bearer not.a.token"}, *map(auth.headers, ALL)):
+        response = client.request(method, url, headers=headers)
+        assert response.status_code == 403, (headers, response.text)
+        assert response.headers["content-type"] == "application/json; charset=utf-8"
+        assert response.json()[0]["code"] == 403
+    machine = auth.db.add(factories.api_client())
+    key = f"{machine.client_id}:{factories.PASSWORD}"
+    response = client.request(method, url, params={"api_key": key})
+    assert response.status_code not in (401, 403), response.text

@@ -224,3 +224,24 @@ def test_production_with_the_default_secret_refuses_to_migrate(db_file, monkeypa
     assert "REGIONDESK_SECRET_KEY" in err
     assert "Traceback" not in err
     assert not db_file.exists()  # nothing was touched
+
+
+def test_a_fresh_process_migrates_and_seeds(db_file):
+    """As `make run` does it: each command in its own interpreter, with nothing imported
+    beforehand (inside the test run, other tests have loaded every model already)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "REGIONDESK_DATABASE_URL": f"sqlite+aiosqlite:///{db_file}"}
+    for command in (["migrate"], ["seed-demo"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "app", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert query(db_file, "SELECT count(*) FROM agency") == [(52,)]

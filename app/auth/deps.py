@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from app.accounts.models import ApiClient, User
 from app.auth.permissions import ROLE_SCOPES, SCOPES, Role
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
 from app.core.errors import Forbidden, Unauthorized
 from app.core.tokens import InvalidToken, decode_access_token
@@ -90,7 +90,7 @@ async def authenticate(
     security_scopes: SecurityScopes,
     session: SessionDep,
     token: Annotated[str | None, Depends(bearer_token)],
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: Annotated[Settings, Depends(app_settings)],
 ) -> Principal:
     if token is None:
         raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'")

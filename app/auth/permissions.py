@@ -29,6 +29,8 @@ SCOPES: dict[str, str] = {
     "cases:answer": "Accept, answer, close and return the agency's cases",
     "stats:read": "Read statistics and exports within the caller's reach",
     "webhooks:manage": "Manage webhook subscriptions within the caller's reach",
+    "audit:read": "Read the record of who saw personal data",
+    "webhooks:admin": "Manage the webhook URL allowlist (internal hosts and networks)",
 }
 
 _EVERYONE = {"reference:read", "cases:read"}
@@ -37,7 +39,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.admin: frozenset(
         _EVERYONE
         | {"reference:write", "accounts:manage", "routing:read", "routing:write"}
-        | {"stats:read", "webhooks:manage"}
+        | {"stats:read", "webhooks:manage", "webhooks:admin", "audit:read"}
     ),
     Role.operator: frozenset(
         _EVERYONE | {"routing:read", "cases:submit", "cases:triage", "stats:read"}

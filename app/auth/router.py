@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from app.auth import service
 from app.auth.deps import Authenticated
 from app.auth.schemas import Me, TokenResponse
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
 from app.core.errors import Unprocessable
 
@@ -50,7 +50,7 @@ async def token(
     request: Request,
     response: Response,
     session: SessionDep,
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: Annotated[Settings, Depends(app_settings)],
     grant_type: Annotated[GrantType, Form()],
     username: Annotated[str | None, Form(max_length=64)] = None,
     password: Annotated[str | None, Form(max_length=256)] = None,

@@ -157,6 +157,24 @@ class Case(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
+    # Durations for statistics (app/stats), in whole seconds from registration (created_at),
+    # stored when they happen: working time follows the production calendar, which lives in
+    # Python, so SQL could not compute it. close_* are cleared on reopen, set at each close.
+    first_response_seconds: int | None = Field(
+        default=None, sa_column=Column(Integer, nullable=True)
+    )
+    first_response_working_seconds: int | None = Field(
+        default=None, sa_column=Column(Integer, nullable=True)
+    )
+    close_seconds: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    close_working_seconds: int | None = Field(
+        default=None, sa_column=Column(Integer, nullable=True)
+    )
+    # When retention removed the personal data (152-ФЗ); the case itself is kept.
+    personal_data_erased_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, nullable=True
+    )
+
 
 class CaseAgency(SQLModel, table=True):
     """Every agency a case was ever assigned to: agency staff keep seeing what they handled."""
@@ -173,6 +191,8 @@ class CaseAgency(SQLModel, table=True):
     agency_id: int = Field(
         sa_column=Column(Integer, ForeignKey("agency.id"), primary_key=True, index=True)
     )
+    # When a webhook about the case first reached one of the agency's subscriptions.
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class CaseEvent(SQLModel, table=True):

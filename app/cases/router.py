@@ -28,18 +28,19 @@ from app.cases.schemas import (
 )
 from app.cases.service import CaseService
 from app.cases.workflow import Action, describe
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
 from app.core.errors import PreconditionFailed
 from app.core.idempotency import IdempotencyDep
 from app.core.schemas import MAX_PAGE_SIZE
+from app.webhooks.service import partner_deliveries
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
 Reader = requires("cases:read")
 Submitter = requires("cases:submit")
 Triage = requires("cases:triage")
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 NOT_FOUND = {404: {"description": "No such case within your reach"}}
 ACTION_ERRORS = {
     **NOT_FOUND,
@@ -49,7 +50,7 @@ ACTION_ERRORS = {
 }
 
 
-def if_match_version(
+async def if_match_version(
     if_match: Annotated[
         str | None,
         Header(description='The ETag you last saw, e.g. "3"; the change is refused if stale'),
@@ -75,7 +76,14 @@ def _respond(response: Response, service: CaseService, case) -> CaseRead:
     return service.read(case)
 
 
-def list_filters(
+async def _respond_in_full(response: Response, service: CaseService, case) -> CaseRead:
+    """One case as its own page shows it: with the partners' webhook receipts."""
+    result = _respond(response, service, case)
+    result.partner_deliveries = (await partner_deliveries(service.session, [case.id]))[case.id]
+    return result
+
+
+async def list_filters(
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     category_id: int | None = None,
     territory_id: int | None = None,
@@ -124,7 +132,8 @@ async def _list(
 ) -> CasePage:
     service = _service(session, settings, principal)
     rows, next_cursor, total = await service.list(filters, sort, limit, cursor, with_total)
-    return CasePage(items=[service.read(c) for c in rows], next_cursor=next_cursor, total=total)
+    items = [service.read(c, via="list") for c in rows]
+    return CasePage(items=items, next_cursor=next_cursor, total=total)
 
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
@@ -152,7 +161,7 @@ async def get_case(
     principal: Reader, session: SessionDep, settings: SettingsDep, case_id: int, response: Response
 ):
     service = _service(session, settings, principal)
-    return _respond(response, service, await service.get(case_id))
+    return await _respond_in_full(response, service, await service.get(case_id))
 
 
 @router.patch(
@@ -325,7 +334,7 @@ def _kind_routes(kind: CaseKind, path: str, create_model: type, batch_model: typ
         response: Response,
     ):
         service = _service(session, settings, principal)
-        return _respond(response, service, await service.get(case_id, kind))
+        return await _respond_in_full(response, service, await service.get(case_id, kind))
 
     router.add_api_route(
         path,

@@ -139,6 +139,15 @@ PERSONAL_FIELDS = (
 )
 
 
+class PartnerDelivery(Output):
+    """A partner agency given the case, and when a webhook about it first reached the
+    partner's subscription (null: not yet, or the partner has no subscription)."""
+
+    agency_id: int
+    agency_name: str | None = None
+    delivered_at: datetime | None
+
+
 class CaseRead(Output):
     id: int
     number: str
@@ -186,6 +195,14 @@ class CaseRead(Output):
     created_at: datetime
     updated_at: datetime
     personal_data_hidden: bool = False
+    partner_deliveries: list[PartnerDelivery] | None = Field(
+        default=None,
+        description="Partner agencies given the case (missing-person searchers) and when a "
+        "webhook about it reached each; filled on single-case reads, null in lists",
+    )
+    personal_data_erased_at: datetime | None = Field(
+        default=None, description="Set when retention removed the personal data"
+    )
     allowed_actions: list[str] = Field(
         description="What the caller may do with the case now (POST /cases/{id}/<action>)"
     )

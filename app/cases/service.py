@@ -59,9 +59,11 @@ from app.core.references import resolve
 from app.core.schemas import MAX_ID
 from app.core.types import utcnow
 from app.deadlines.service import due_after_interim, due_from, production_calendar, select_policy
+from app.privacy.service import record_reads
 from app.reference.models import Agency, Category, Territory
 from app.routing.engine import CaseFacts, RoutingDecision
 from app.routing.service import route, sector_of
+from app.stats.durations import elapsed
 
 SYSTEM_ACTOR = ("system:routing", "Маршрутизация", "system")
 
@@ -375,7 +377,8 @@ class CaseService:
             total = (await self.session.execute(count_of(base))).scalar_one()
         return rows[:limit], next_cursor, total
 
-    def read(self, case: Case) -> CaseRead:
+    def read(self, case: Case, via: str = "read") -> CaseRead:
+        """The case as this caller may see it; a person shown personal data is recorded."""
         data = case.model_dump()
         data["overdue"] = bool(
             case.due_at and case.status in OPEN_STATUSES and case.due_at < utcnow()
@@ -384,6 +387,8 @@ class CaseService:
         if hidden:
             for field in PERSONAL_FIELDS:
                 data[field] = None
+        else:
+            record_reads(self.session, self.principal, [case], via)
         data["personal_data_hidden"] = hidden
         data["allowed_actions"] = self._allowed(case)
         return CaseRead.model_validate(data)
@@ -502,15 +507,18 @@ class CaseService:
             )
         )
 
-    def _first_response(self, case: Case) -> None:
+    async def _first_response(self, case: Case, now: datetime | None = None) -> None:
         if case.first_response_at is None:
-            case.first_response_at = utcnow()
+            case.first_response_at = now or utcnow()
+            case.first_response_seconds, case.first_response_working_seconds = await elapsed(
+                self.session, self.settings, case.created_at, case.first_response_at
+            )
 
     async def _do_accept(self, case: Case, body) -> None:
         self._record(case, Action.accept, comment=body.comment if body else None)
 
     async def _do_interim_answer(self, case: Case, body: InterimAnswerBody) -> None:
-        self._first_response(case)
+        await self._first_response(case)
         case.interim_answer = body.text
         case.interim_planned_date = body.planned_date.isoformat()
         policy = await self._policy_for(case)
@@ -529,11 +537,15 @@ class CaseService:
         )
 
     async def _do_close(self, case: Case, body: CloseBody) -> None:
-        self._first_response(case)
+        now = utcnow()
+        await self._first_response(case, now)
         case.final_answer = body.answer
         case.resolution = body.resolution
         case.responsible_official = body.responsible_official
-        case.closed_at = utcnow()
+        case.closed_at = now
+        case.close_seconds, case.close_working_seconds = await elapsed(
+            self.session, self.settings, case.created_at, now
+        )
         self._record(
             case,
             Action.close,
@@ -543,7 +555,7 @@ class CaseService:
         )
 
     async def _do_return_(self, case: Case, body: ReturnBody) -> None:
-        self._first_response(case)
+        await self._first_response(case)
         self._record(case, Action.return_, reason=body.reason, comment=body.comment)
 
     async def _do_reject(self, case: Case, body: RejectBody) -> None:
@@ -574,7 +586,7 @@ class CaseService:
             )
         agency_id = await self._active_agency(agency_id)
         case.reopen_count += 1
-        case.closed_at = None
+        case.closed_at = case.close_seconds = case.close_working_seconds = None
         await self._assign(
             case,
             agency_id,

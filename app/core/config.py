@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
+import logging
 from datetime import time
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from fastapi import Request
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "dev-only-insecure-secret-change-me"  # refused in production
@@ -40,7 +44,37 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=300, ge=1)
     max_page_size: int = Field(default=200, ge=1, le=1000)
+    # 152-ФЗ: personal data of cases closed or rejected longer ago than this is erased by
+    # `python -m app erase-personal-data` (run it daily); 5 years by default.
+    personal_data_retention_days: int = Field(default=1825, ge=1)
     docs_enabled: bool = True
+    # operations (app/observability, app/core/limits.py, app/core/security_headers.py);
+    # described in docs/operations.md
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    log_access: bool = True  # one access-log line per request (uvicorn's own stays off)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_batch_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # paths ending /batch
+    rate_limit_enabled: bool | None = None  # None: on, except when env is test
+    rate_limit_intake_per_minute: int = Field(default=600, ge=1)
+    rate_limit_auth_per_minute: int = Field(default=30, ge=1)
+    trusted_proxies: list[str] = Field(default_factory=list)  # whose X-Forwarded-For counts
+    metrics_enabled: bool | None = None  # None: on, except in production without a token
+    metrics_token: SecretStr | None = None
+    metrics_cache_seconds: float = Field(default=10.0, ge=0, le=300)
+    database_pool_pre_ping: bool = False
+    # webhooks (app/webhooks): delivery timeouts, retries, the worker's batches and loops
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_window_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_batch_size: int = Field(default=500, ge=1, le=10_000)
+    webhook_concurrency: int = Field(default=64, ge=1, le=1_000)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    webhook_overdue_interval_seconds: float = Field(default=60.0, gt=0)
+    webhook_overdue_batch: int = Field(default=500, ge=1, le=2_000)
+    webhook_secret_grace_hours: float = Field(default=24.0, ge=0, le=24 * 30)
+    webhook_retention_days: int = Field(default=30, ge=1)  # finished deliveries, then deleted
 
     @field_validator("database_url")
     @classmethod
@@ -57,6 +91,24 @@ class Settings(BaseSettings):
             if url.startswith(plain):
                 return driver + url.removeprefix(plain)
         return url
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        level = str(level).upper()
+        if not isinstance(logging.getLevelNamesMapping().get(level), int):
+            raise ValueError(f"unknown log level {level!r}")
+        return level
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an IP address or network: {value!r}") from exc
+        return values
 
     @field_validator("timezone")
     @classmethod
@@ -88,7 +140,34 @@ class Settings(BaseSettings):
                     "REGIONDESK_CORS_ORIGINS may not contain '*' in production "
                     "(credentials are allowed); list the frontends' origins"
                 )
+            token = self.metrics_secret
+            if self.metrics_enabled and not token:
+                raise ValueError(
+                    "REGIONDESK_METRICS_TOKEN must be set in production to serve /metrics "
+                    "(or set REGIONDESK_METRICS_ENABLED=false)"
+                )
+            if token and len(token) < 16:
+                raise ValueError(
+                    "REGIONDESK_METRICS_TOKEN must be at least 16 characters in production"
+                )
         return self
+
+    @property
+    def metrics_served(self) -> bool:
+        # In production /metrics is open only behind a token: without one it is off.
+        if self.metrics_enabled is not None:
+            return self.metrics_enabled
+        return self.env is not Environment.production or self.metrics_secret is not None
+
+    @property
+    def metrics_secret(self) -> str | None:
+        return (self.metrics_token.get_secret_value() if self.metrics_token else "") or None
+
+    @property
+    def rate_limits_on(self) -> bool:
+        if self.rate_limit_enabled is not None:
+            return self.rate_limit_enabled
+        return self.env is not Environment.test
 
     @property
     def tz(self) -> ZoneInfo:
@@ -102,3 +181,9 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+async def app_settings(request: Request) -> Settings:
+    """The running app's settings, as a dependency (the app is built with them, so tests and
+    several apps in one process each keep their own)."""
+    return request.app.state.settings

@@ -30,7 +30,11 @@ def casefold(value: str | None) -> str | None:
 
 def make_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
-        engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            settings.database_url,
+            connect_args={"timeout": 30},
+            hide_parameters=True,  # errors are logged: no case data or personal data in them
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - driver hook
@@ -47,8 +51,9 @@ def make_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=False,
+        pool_pre_ping=settings.database_pool_pre_ping,
         pool_recycle=1800,
+        hide_parameters=True,  # errors are logged: no case data or personal data in them
     )
 
 

@@ -3,27 +3,39 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.observability.request_id import current_request_id
 
 log = logging.getLogger("regiondesk.errors")
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://regiondesk.example/problems/"
 
+# Path prefixes that speak another standard, whose errors are not problems (Open311 registers
+# "/open311/"): requests there that reach no route (unknown path or method) are rendered by it.
+FOREIGN_ERROR_FORMATS: dict[str, Callable[[Request, StarletteHTTPException], Response]] = {}
+
 
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_JSON
 
     def render(self, content: Any) -> bytes:
+        # Every problem names its request, so a caller's report leads to the log lines.
+        request_id = current_request_id()
+        if request_id and isinstance(content, dict) and "request_id" not in content:
+            content = {**content, "request_id": request_id}
         return orjson.dumps(content)
 
 
@@ -165,6 +177,21 @@ def validation_problem(errors: Sequence[Any], prefix: Sequence[str | int] = ("bo
     )
 
 
+def internal_error(instance: str | None) -> ProblemResponse:
+    """The one answer to a failure we did not foresee: no trace, SQL or path in it."""
+    return problem(500, "An unexpected error occurred; it has been logged.", instance=instance)
+
+
+DATABASE_RETRY_AFTER = 5  # seconds; a pool reconnects on the next request
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database (or the connection to it) is gone, rather than the query being wrong."""
+    if isinstance(exc, OperationalError | PoolTimeoutError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> ProblemResponse:
@@ -178,7 +205,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return ProblemResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        for prefix, render in FOREIGN_ERROR_FORMATS.items():
+            if request.url.path.startswith(prefix):
+                return render(request, exc)
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem(
             exc.status_code,
@@ -202,8 +232,27 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
         # Log the cause for operators; never send a trace, SQL or paths to the client.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(
-            500,
-            "An unexpected error occurred; it has been logged.",
-            instance=request.url.path,
+        return internal_error(request.url.path)
+
+    async def _database(request: Request, exc: Exception) -> ProblemResponse:
+        if not database_unavailable(exc):
+            raise exc  # a wrong query, not an outage: the generic 500 above
+        # The class names only: the message holds the SQL.
+        cause = getattr(exc, "orig", None)
+        log.warning(
+            "database unavailable on %s %s: %s%s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            f" ({type(cause).__name__})" if cause is not None else "",
         )
+        return problem(
+            503,
+            "The database is not reachable at the moment; retry shortly",
+            code="database-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
+
+    for error in (DBAPIError, PoolTimeoutError, ConnectionError, TimeoutError):
+        app.add_exception_handler(error, _database)

@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 
 class Input(BaseModel):
     """Base for request bodies: unknown fields are refused (422), never silently dropped."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value):
+        # PostgreSQL text cannot hold U+0000; refuse it as bad input rather than fail later.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("may not contain the NUL character (U+0000)")
+        return value
 
 
 class Patch(Input):
@@ -53,7 +61,7 @@ MAX_ID = 2**31 - 1  # ids are 32-bit INTEGER columns; PostgreSQL refuses larger 
 IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID, description="An id to filter by")]
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> PageParams:

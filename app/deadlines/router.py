@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from app.auth.deps import requires
 from app.cases.models import CaseKind
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
 from app.core.references import get_or_404
 from app.core.schemas import Page, PageParams, page_params
@@ -30,7 +30,7 @@ RoutingReader = requires("routing:read")
 RoutingWriter = requires("routing:write")
 Reader = requires("reference:read")
 PageDep = Annotated[PageParams, Depends(page_params)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 CONFLICT = {409: {"description": "Name already used, or still referred to"}}
 
 

@@ -1,7 +1,7 @@
 """idempotency keys
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-28 21:00:00
 
 The `Idempotency-Key` records of creations and workflow actions: one per (owner, key), kept for
@@ -16,7 +16,7 @@ from alembic import op
 import app.core.types
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -323,3 +323,14 @@ def test_racing_requests_with_one_key_act_once(client, auth, db, world):
     replayed = [r for r in results if r.headers.get("Idempotent-Replayed")]
     assert len([r for r in results if r.status_code == 201]) == 1 + len(replayed)
     assert len(_cases(db)) == 1
+
+
+def test_nul_characters_are_refused_as_bad_input(client, auth, world):
+    headers = auth.headers("operator")
+    response = client.post("/api/v1/appeals", json=appeal(text="вода\x00нет"), headers=headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "text"]
+    batch = client.post(
+        "/api/v1/appeals/batch", json={"items": [appeal(text="a\x00b")]}, headers=headers
+    )
+    assert batch.json()["items"][0]["problem"]["errors"][0]["loc"] == ["body", "items", 0, "text"]

@@ -1,0 +1,34 @@
+"""The record of who saw whose personal data (152-ФЗ): one row per case per read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String
+from sqlmodel import Field, SQLModel
+
+from app.core.types import UTCDateTime, utcnow
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class PersonalDataAccess(SQLModel, table=True):
+    """A person received a case's personal data (applicant or author fields) from the API.
+
+    Append-only: no route changes or deletes these."""
+
+    __tablename__ = "personal_data_access"
+    __table_args__ = (
+        Index("ix_personal_data_access_case_at", "case_id", "at"),
+        Index("ix_personal_data_access_actor_at", "actor", "at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
+    case_id: int = Field(
+        sa_column=Column(BigId, ForeignKey("case_file.id", ondelete="CASCADE"), nullable=False)
+    )
+    actor: str = Field(sa_column=Column(String(64), nullable=False))
+    actor_name: str = Field(sa_column=Column(String(200), nullable=False))
+    actor_role: str = Field(sa_column=Column(String(16), nullable=False))
+    via: str = Field(sa_column=Column(String(16), nullable=False))  # read | list | action | export
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)

@@ -1,0 +1,159 @@
+"""Personal data under 152-ФЗ: who read it (recorded per case) and how long it is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, and_, event, func, insert, literal, null, or_, select, update
+from sqlalchemy.orm import Session
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.deps import Principal
+from app.cases import access
+from app.cases.models import Case, CaseEvent, CaseStatus
+from app.cases.schemas import PERSONAL_FIELDS
+from app.core.types import utcnow
+from app.privacy.models import PersonalDataAccess
+
+ERASE_CHUNK = 1000
+RETENTION_ACTOR = ("system:retention", "Срок хранения персональных данных", "system")
+
+
+def _is_person(principal: Principal) -> bool:
+    return principal.kind == "user" and access.sees_personal_data(principal)
+
+
+def has_personal_data(case: Case) -> bool:
+    return any(getattr(case, field) for field in PERSONAL_FIELDS)
+
+
+def record_reads(
+    session: AsyncSession, principal: Principal, cases: Iterable[Case], via: str
+) -> None:
+    """Note that a person was shown these cases' personal data. Written when the request's
+    transaction commits (one statement for a whole page), so a read that fails to commit is not
+    recorded and a recorded one did happen."""
+    if not _is_person(principal):
+        return
+    now = utcnow()
+    pending = session.sync_session.info.setdefault(_PENDING, [])
+    pending.extend(
+        {
+            "case_id": case.id,
+            "actor": principal.subject,
+            "actor_name": principal.name,
+            "actor_role": principal.role.value,
+            "via": via,
+            "at": now,
+        }
+        for case in cases
+        if has_personal_data(case)
+    )
+
+
+_PENDING = "personal_data_reads"
+
+
+@event.listens_for(Session, "before_commit")
+def _write_reads(session: Session) -> None:
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        session.execute(insert(PersonalDataAccess.__table__), rows)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_reads(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+# Attachments come only with appeals, which always name their applicant; and a JSON column
+# stores Python's None as JSON null, so the text columns are what tell.
+_PERSONAL_TEXT = ("applicant_name", "applicant_email", "applicant_phone", "author_handle")
+
+
+def _with_personal_data():
+    return or_(*(getattr(Case, field).is_not(None) for field in _PERSONAL_TEXT))
+
+
+async def record_export(session: AsyncSession, principal: Principal, cases: Select) -> None:
+    """One statement for an export of any size: every exported case with personal data.
+    `cases` selects the exported cases' ids (Case.id as its only column)."""
+    if not _is_person(principal):
+        return
+    ids = cases.where(_with_personal_data()).subquery()
+    row = select(
+        ids.c.id,
+        literal(principal.subject),
+        literal(principal.name),
+        literal(principal.role.value),
+        literal("export"),
+        literal(utcnow(), PersonalDataAccess.__table__.c.at.type),
+    )
+    table = PersonalDataAccess.__table__
+    await session.execute(
+        insert(table).from_select(
+            ["case_id", "actor", "actor_name", "actor_role", "via", "at"], row
+        )
+    )
+
+
+@dataclass
+class Erasure:
+    cutoff: datetime
+    cases: int
+
+
+def _erasable(cutoff: datetime):
+    finished = Case.status.in_((CaseStatus.closed, CaseStatus.rejected))
+    since = func.coalesce(Case.closed_at, Case.updated_at)
+    return and_(
+        finished, since < cutoff, Case.personal_data_erased_at.is_(None), _with_personal_data()
+    )
+
+
+async def erase_expired(
+    session: AsyncSession, retention_days: int, *, now: datetime | None = None, dry_run: bool
+) -> Erasure:
+    """Remove the personal data of cases closed or rejected more than `retention_days` ago.
+    The case, its history and its place in the statistics stay; each erasure is an event."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=retention_days)
+    if dry_run:
+        count = await session.execute(select(func.count()).where(_erasable(cutoff)))
+        return Erasure(cutoff, count.scalar_one())
+    erased = 0
+    actor, name, role = RETENTION_ACTOR
+    while True:
+        ids = list(
+            (
+                await session.execute(
+                    select(Case.id).where(_erasable(cutoff)).order_by(Case.id).limit(ERASE_CHUNK)
+                )
+            ).scalars()
+        )
+        if not ids:
+            return Erasure(cutoff, erased)
+        blank = dict.fromkeys(PERSONAL_FIELDS, null())
+        await session.execute(
+            update(Case)
+            .where(Case.id.in_(ids))
+            .values(**blank, personal_data_erased_at=now, version=Case.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        session.add_all(
+            CaseEvent(
+                case_id=case_id,
+                action="erase_personal_data",
+                actor=actor,
+                actor_name=name,
+                actor_role=role,
+                reason="retention",
+                data={"retention_days": retention_days},
+                created_at=now,
+            )
+            for case_id in ids
+        )
+        await session.flush()
+        erased += len(ids)

@@ -1,0 +1,1 @@
+"""Statistics, league tables and exports: figures computed by the database."""

@@ -1,0 +1,433 @@
+"""Statistics: the caller's reach, the period, then one aggregate statement (app.stats.queries);
+Python only shapes the few rows the database returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.deps import Principal
+from app.auth.permissions import Role
+from app.cases.queries import CaseFilters
+from app.core.config import Settings
+from app.core.errors import Forbidden, Unprocessable
+from app.core.types import utcnow
+from app.reference.models import Agency, Category, Territory
+from app.stats import queries
+from app.stats.case_export import export_statement
+from app.stats.export import Column
+from app.stats.schemas import (
+    Dimension,
+    ExportFormat,
+    GroupKey,
+    Interval,
+    League,
+    LeagueBy,
+    LeagueRow,
+    Measures,
+    Period,
+    Summary,
+    SummaryRow,
+    Timeseries,
+    TimeseriesRow,
+)
+
+MAX_BUCKETS = 1000
+DEFAULT_BUCKETS = {Interval.day: 30, Interval.week: 12, Interval.month: 12}
+LEAGUE_RANKING = (
+    "on_time_share descending, then close_median_working_hours ascending; rows with "
+    "closed < min_volume are not comparable and unranked"
+)
+
+# Labels for the dimensions without a reference table (shown as `name`).
+LABELS: dict[Dimension, dict[str, str]] = {
+    Dimension.kind: {"incident": "Инцидент", "appeal": "Обращение"},
+    Dimension.status: {
+        "new": "Новое",
+        "assigned": "Назначено",
+        "in_progress": "В работе",
+        "returned": "Возвращено",
+        "closed": "Закрыто",
+        "rejected": "Отклонено",
+    },
+    Dimension.source: {
+        "vk": "ВКонтакте",
+        "ok": "Одноклассники",
+        "telegram": "Telegram",
+        "dzen": "Дзен",
+        "other": "Другая сеть",
+        "web": "Сайт",
+        "mobile_app": "Мобильное приложение",
+        "widget": "Виджет",
+        "email": "Электронная почта",
+        "paper": "Бумага",
+    },
+}
+_ID_DIMENSIONS = frozenset(
+    {
+        Dimension.category,
+        Dimension.sector,
+        Dimension.territory,
+        Dimension.municipality,
+        Dimension.agency,
+    }
+)
+
+
+def query_error(param: str, message: str) -> Unprocessable:
+    detail = f"{param}: {message}"
+    return Unprocessable(
+        detail, errors=[{"loc": ["query", param], "msg": detail, "type": "value_error"}]
+    )
+
+
+@dataclass
+class StatsFilters:
+    """What the caller asked for: the period as given and the case filters."""
+
+    date_from: date | datetime | None = None
+    date_to: date | datetime | None = None
+    kind: str | None = None
+    category_id: int | None = None
+    territory_id: int | None = None
+    agency_id: int | None = None
+    source: str | None = None
+    priority: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedPeriod:
+    start: datetime | None  # UTC, inclusive
+    end: datetime | None  # UTC, exclusive
+
+
+@dataclass(frozen=True)
+class _Scope:
+    cohort: queries.Cohort
+    period: ResolvedPeriod
+
+
+def _round_hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 3600, 4)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+class StatsService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        principal: Principal,
+        *,
+        now: datetime | None = None,
+    ):
+        self.session = session
+        self.settings = settings
+        self.principal = principal
+        self.now = now or utcnow()  # the 'now' of overdue_now; fixed for a request
+
+    @property
+    def dialect(self) -> str:
+        return self.session.bind.dialect.name
+
+    # --- the period ---------------------------------------------------------------------------
+
+    def _instant(self, value: date | datetime, *, end: bool) -> datetime:
+        """A local date means that whole local day; a datetime is an instant (naive: local)."""
+        tz = self.settings.tz
+        if isinstance(value, datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
+        day = value + timedelta(days=1) if end else value
+        return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+
+    def _bound(self, value: date | datetime | None, param: str) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return self._instant(value, end=param == "date_to")
+        except (OverflowError, ValueError):
+            raise query_error(param, "out of the supported range of dates") from None
+
+    def resolve_period(self, f: StatsFilters) -> ResolvedPeriod:
+        start, end = self._bound(f.date_from, "date_from"), self._bound(f.date_to, "date_to")
+        if start is not None and end is not None and end <= start:
+            raise query_error("date_to", "the period ends before it starts")
+        return ResolvedPeriod(start, end)
+
+    def _local_date(self, instant: datetime) -> date:
+        return instant.astimezone(self.settings.tz).date()
+
+    def _timeseries_period(self, f: StatsFilters, interval: Interval) -> ResolvedPeriod:
+        """A timeseries needs both ends: by default up to today and DEFAULT_BUCKETS back."""
+        if f.date_to is None:
+            f = replace(f, date_to=self._local_date(self.now))
+        if f.date_from is None:
+            end = self._bound(f.date_to, "date_to")
+            assert end is not None
+            last = _truncate(self._local_date(end - timedelta(microseconds=1)), interval)
+            f = replace(f, date_from=_step(last, interval, 1 - DEFAULT_BUCKETS[interval]))
+        return self.resolve_period(f)
+
+    def _buckets(self, period: ResolvedPeriod, interval: Interval) -> list[date]:
+        assert period.start is not None and period.end is not None
+        first = _truncate(self._local_date(period.start), interval)
+        last = self._local_date(period.end - timedelta(microseconds=1))
+        buckets = [first]
+        while True:
+            following = _step(buckets[-1], interval, 1)
+            if following > last:
+                return buckets
+            buckets.append(following)
+            if len(buckets) > MAX_BUCKETS:
+                raise query_error(
+                    "date_from",
+                    f"the period has more than {MAX_BUCKETS} {interval.value}s; "
+                    "shorten it or choose a longer interval",
+                )
+
+    def _period_out(self, period: ResolvedPeriod) -> Period:
+        return Period(date_from=period.start, date_to=period.end, timezone=self.settings.timezone)
+
+    # --- reach and filters ----------------------------------------------------------------------
+
+    async def _scope(self, f: StatsFilters, period: ResolvedPeriod) -> _Scope:
+        agency_id = f.agency_id
+        if self.principal.role is Role.agency:
+            # Agency staff see their own agency's figures only.
+            if self.principal.agency_id is None:
+                raise Forbidden("Your account is not bound to an agency")
+            if agency_id is not None and agency_id != self.principal.agency_id:
+                raise Forbidden("Agency staff may only see their own agency's figures")
+            agency_id = self.principal.agency_id
+        elif self.principal.role not in (Role.admin, Role.operator, Role.analyst):
+            raise Forbidden("Statistics are for the regional centre's staff and agencies")
+        category_ids = await self._category_ids(f.category_id)
+        if f.territory_id is not None and await self.session.get(Territory, f.territory_id) is None:
+            raise query_error("territory_id", f"no territory with id {f.territory_id}")
+        if agency_id is not None and await self.session.get(Agency, agency_id) is None:
+            raise query_error("agency_id", f"no agency with id {agency_id}")
+        filters = CaseFilters(
+            kind=f.kind,
+            territory_id=f.territory_id,
+            agency_id=agency_id,
+            source=f.source,
+            priority=f.priority,
+            created_from=period.start,
+            created_to=period.end,
+        )
+        return _Scope(queries.Cohort(filters, category_ids), period)
+
+    async def _category_ids(self, category_id: int | None) -> list[int] | None:
+        """The category and its subcategories (a sector counts with all of its own)."""
+        if category_id is None:
+            return None
+        rows = await self.session.execute(
+            select(Category.id).where(
+                or_(Category.id == category_id, Category.parent_id == category_id)
+            )
+        )
+        ids = list(rows.scalars())
+        if category_id not in ids:
+            raise query_error("category_id", f"no category with id {category_id}")
+        return ids
+
+    # --- running the statement ------------------------------------------------------------------
+
+    async def _rows(
+        self,
+        scope: _Scope,
+        dimensions: Sequence[Dimension],
+        bucketing: queries.Bucketing | None = None,
+    ) -> list[tuple[list[GroupKey], date | None, dict[str, Any]]]:
+        stmt = queries.statement(
+            scope.cohort, dimensions, now=self.now, dialect=self.dialect, bucketing=bucketing
+        )
+        result = await self.session.execute(stmt)
+        out = []
+        for row in result:
+            m = row._mapping
+            keys = [
+                _key(d, m[f"k{i}"], m[f"code{i}"], m[f"name{i}"]) for i, d in enumerate(dimensions)
+            ]
+            bucket = m["bucket"] if bucketing is not None else None
+            if isinstance(bucket, str):  # SQLite's date() answers text
+                bucket = date.fromisoformat(bucket)
+            out.append((keys, bucket, _measures(m, queries.percentiles(row, self.dialect))))
+        return out
+
+    # --- the three reports ----------------------------------------------------------------------
+
+    async def summary(self, f: StatsFilters, group_by: Sequence[Dimension]) -> Summary:
+        _check_dimensions(group_by, 2)
+        scope = await self._scope(f, self.resolve_period(f))
+        rows = await self._rows(scope, group_by)
+        items = [SummaryRow(keys=keys, **measures) for keys, _, measures in rows]
+        items.sort(key=lambda r: _sort_key(r.keys))
+        return Summary(
+            period=self._period_out(scope.period),
+            group_by=list(group_by),
+            generated_at=self.now,
+            items=items,
+        )
+
+    async def timeseries(
+        self, f: StatsFilters, interval: Interval, group_by: Sequence[Dimension]
+    ) -> Timeseries:
+        _check_dimensions(group_by, 1)
+        try:
+            period = self._timeseries_period(f, interval)
+            buckets = self._buckets(period, interval)
+        except (OverflowError, ValueError):  # buckets before year 1 or after 9999
+            raise query_error("date_from", "out of the supported range of dates") from None
+        scope = await self._scope(f, period)
+        bucketing = queries.Bucketing(
+            interval=interval,
+            timezone=self.settings.timezone,
+            utc_offset=period.start.astimezone(self.settings.tz).utcoffset() or timedelta(),
+        )
+        rows = await self._rows(scope, group_by, bucketing)
+        found: dict[tuple, tuple[list[GroupKey], dict[date, dict[str, Any]]]] = {}
+        for keys, bucket, measures in rows:
+            group = tuple((k.dimension, k.id, k.code) for k in keys)
+            found.setdefault(group, (keys, {}))[1][bucket] = measures
+        if not group_by and not found:
+            found[()] = ([], {})
+        zero = _zero_measures()
+        items = [
+            TimeseriesRow(bucket=bucket, keys=keys, **by_bucket.get(bucket, zero))
+            for keys, by_bucket in sorted(found.values(), key=lambda g: _sort_key(g[0]))
+            for bucket in buckets
+        ]
+        return Timeseries(
+            period=self._period_out(period),
+            interval=interval,
+            group_by=list(group_by),
+            generated_at=self.now,
+            items=items,
+        )
+
+    async def league(self, f: StatsFilters, by: LeagueBy, min_volume: int) -> League:
+        dimension = Dimension.agency if by is LeagueBy.agency else Dimension.municipality
+        scope = await self._scope(f, self.resolve_period(f))
+        rows = [
+            LeagueRow(
+                rank=None,
+                comparable=measures["closed"] >= min_volume,
+                id=keys[0].id,
+                code=keys[0].code,
+                name=keys[0].name,
+                **measures,
+            )
+            for keys, _, measures in await self._rows(scope, [dimension])
+            if keys[0].id is not None  # cases without an agency / outside any municipality
+        ]
+        ranked = sorted((r for r in rows if r.comparable), key=_league_order)
+        for position, row in enumerate(ranked, start=1):
+            previous = ranked[position - 2] if position > 1 else None
+            tied = previous is not None and _league_score(previous) == _league_score(row)
+            row.rank = previous.rank if tied else position
+        unranked = sorted((r for r in rows if not r.comparable), key=lambda r: (r.name or "", r.id))
+        return League(
+            by=by,
+            min_volume=min_volume,
+            period=self._period_out(scope.period),
+            generated_at=self.now,
+            ranking=LEAGUE_RANKING,
+            items=ranked + unranked,
+        )
+
+    # --- the case list as a download ------------------------------------------------------------
+
+    async def case_export(
+        self, filters: CaseFilters, sort: str, fmt: ExportFormat
+    ) -> tuple[list[Column], Select]:
+        """The columns and statement of a case export (run later, by the streaming body)."""
+        if fmt is ExportFormat.json:
+            raise query_error("format", "the case export is csv or xlsx; the list is JSON")
+        category_ids = await self._category_ids(filters.category_id)
+        return export_statement(
+            self.principal, filters, category_ids, sort, now=self.now, dialect=self.dialect
+        )
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _check_dimensions(group_by: Sequence[Dimension], most: int) -> None:
+    if len(group_by) > most:
+        raise query_error("group_by", f"at most {most} dimension(s) here")
+    if len(set(group_by)) != len(group_by):
+        raise query_error("group_by", "a dimension is named twice")
+
+
+def _key(dimension: Dimension, value: Any, code: str | None, name: str | None) -> GroupKey:
+    if dimension in _ID_DIMENSIONS:
+        return GroupKey(dimension=dimension, id=value, code=code, name=name)
+    return GroupKey(
+        dimension=dimension,
+        id=None,
+        code=value,
+        name=LABELS.get(dimension, {}).get(value) if value is not None else None,
+    )
+
+
+def _sort_key(keys: Sequence[GroupKey]) -> tuple:
+    # Named rows alphabetically, rows without a key (no category, …) last.
+    return tuple((k.id is None and k.code is None, k.name or k.code or "", k.id or 0) for k in keys)
+
+
+def _measures(m: Any, seconds: dict[str, float | None]) -> dict[str, Any]:
+    counts = {name: int(m[name] or 0) for name in queries.COUNTS}
+    resolved_ever = counts.pop("resolved_ever")
+    out: dict[str, Any] = {
+        **counts,
+        "on_time_share": _share(counts["closed_on_time"], counts["closed"]),
+        "reopen_rate": _share(counts["reopened"], resolved_ever),
+    }
+    for duration in ("first_response", "close"):
+        for q in ("median", "p90"):
+            out[f"{duration}_{q}_hours"] = _round_hours(seconds[f"{duration}_{q}"])
+            out[f"{duration}_{q}_working_hours"] = _round_hours(seconds[f"{duration}_working_{q}"])
+    return out
+
+
+def _zero_measures() -> dict[str, Any]:
+    return {
+        name: (0 if Measures.model_fields[name].annotation is int else None)
+        for name in Measures.model_fields
+    }
+
+
+def _league_score(row: LeagueRow) -> tuple:
+    median = row.close_median_working_hours
+    return (-(row.on_time_share or 0.0), median is None, median or 0.0)
+
+
+def _league_order(row: LeagueRow) -> tuple:
+    return (*_league_score(row), row.name or "", row.id)
+
+
+def _truncate(day: date, interval: Interval) -> date:
+    if interval is Interval.week:
+        return day - timedelta(days=day.weekday())
+    if interval is Interval.month:
+        return day.replace(day=1)
+    return day
+
+
+def _step(day: date, interval: Interval, count: int) -> date:
+    """`count` buckets later (or earlier, if negative) than the bucket starting on `day`."""
+    if interval is Interval.day:
+        return day + timedelta(days=count)
+    if interval is Interval.week:
+        return day + timedelta(weeks=count)
+    months = day.year * 12 + day.month - 1 + count
+    return date(months // 12, months % 12 + 1, 1)

@@ -1,0 +1,306 @@
+"""The outbox and its fan-out.
+
+Case events reach the outbox (webhook_event) through a database trigger on case_event (see
+migration 0004): in the same transaction as the change, whatever code inserted the event. The
+worker's dispatcher then turns each outbox row into one delivery per matching subscription —
+event type, filters, and the owner's right to see the case, mirroring app/cases/access.py —
+with the body built once, here, and signed byte for byte at every attempt.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, exists, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.deps import Principal
+from app.auth.permissions import ROLE_SCOPES, Role
+from app.cases import access
+from app.cases.models import OPEN_STATUSES, Case, CaseAgency, CaseEvent
+from app.cases.schemas import PERSONAL_FIELDS, CaseRead
+from app.core.upsert import insert_for
+from app.reference.models import Agency, AgencyKind, Category
+from app.webhooks.models import (
+    Audience,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
+
+# Lower goes first: missing-person cases reach partner agencies ahead of all other traffic.
+PRIORITY_MISSING_PERSON_PARTNER = 0
+PRIORITY_MISSING_PERSON = 1
+PRIORITY_NORMAL = 5
+
+# The case as the API shows it (CaseRead), minus what depends on the caller.
+CASE_FIELDS = tuple(name for name in CaseRead.model_fields if name in Case.model_fields)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A subscription as the fan-out needs it: what it wants and whose eyes it has."""
+
+    id: int
+    role: Audience
+    agency_id: int | None
+    source_system: str | None
+    partner: bool  # owned by a partner agency (missing-person searchers)
+    event_types: frozenset[str]
+    agency_ids: frozenset[int]
+    category_ids: frozenset[int]
+    kinds: frozenset[str]
+    include_personal_data: bool
+    since: datetime
+
+    @classmethod
+    def of(cls, sub: WebhookSubscription, agency_kind: str | None) -> Subscriber:
+        return cls(
+            id=sub.id,
+            role=Audience(sub.owner_role),
+            agency_id=sub.owner_agency_id,
+            source_system=sub.owner_source_system,
+            partner=agency_kind == AgencyKind.partner,
+            event_types=frozenset(sub.event_types),
+            agency_ids=frozenset(sub.agency_ids),
+            category_ids=frozenset(sub.category_ids),
+            kinds=frozenset(sub.kinds),
+            include_personal_data=sub.include_personal_data,
+            since=sub.created_at,
+        )
+
+    @property
+    def principal(self) -> Principal:
+        """The owner as the API knows it (for the personal-data rule of app/cases/access.py)."""
+        role = Role(self.role)
+        return Principal(
+            "client",
+            0,
+            f"webhook:{self.id}",
+            role,
+            ROLE_SCOPES[role],
+            self.agency_id,
+            self.source_system,
+        )
+
+    def can_see(self, case: Case, granted_agencies: set[int]) -> bool:
+        """access.visible(), for one case already loaded: admins see every case, agencies
+        the cases ever given to them, integration clients what their system submitted."""
+        if self.role is Audience.admin:
+            return True
+        if self.role is Audience.agency:
+            return self.agency_id in granted_agencies
+        if self.role is Audience.integration:
+            return case.source_system == self.source_system
+        return False
+
+    def sees_personal_data(self) -> bool:
+        return self.include_personal_data and access.sees_personal_data(self.principal)
+
+    def wants(self, event_type: str, case: Case, sector_id: int | None) -> bool:
+        return (
+            event_type in self.event_types
+            and (not self.kinds or case.kind in self.kinds)
+            and (not self.agency_ids or case.agency_id in self.agency_ids)
+            and (
+                not self.category_ids
+                or case.category_id in self.category_ids
+                or sector_id in self.category_ids
+            )
+        )
+
+    def priority(self, case: Case) -> int:
+        if not case.missing_person:
+            return PRIORITY_NORMAL
+        return PRIORITY_MISSING_PERSON_PARTNER if self.partner else PRIORITY_MISSING_PERSON
+
+
+def case_json(case: Case, *, personal: bool, now: datetime) -> dict[str, Any]:
+    data: dict[str, Any] = {name: getattr(case, name) for name in CASE_FIELDS}
+    data["overdue"] = bool(case.due_at and case.status in OPEN_STATUSES and case.due_at < now)
+    if not personal:
+        for name in PERSONAL_FIELDS:
+            data[name] = None
+    data["personal_data_hidden"] = not personal
+    return data
+
+
+def render(
+    event_id: int,
+    event_type: str,
+    occurred_at: datetime,
+    case: dict[str, Any] | None,
+    *,
+    case_event_id: int | None = None,
+    change: dict[str, Any] | None = None,
+) -> str:
+    """The delivery body: the event's id (receivers dedupe by it), type, time, and the case."""
+    body = {
+        "id": event_id,
+        "type": event_type,
+        "occurred_at": occurred_at,
+        "case_event_id": case_event_id,
+        "change": change,
+        "case": case,
+    }
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z).decode()
+
+
+async def all_subscribers(session: AsyncSession) -> list[Subscriber]:
+    """Paused subscriptions too: their deliveries wait, unclaimed, until they are resumed."""
+    rows = await session.execute(
+        select(WebhookSubscription, Agency.kind)
+        .outerjoin(Agency, Agency.id == WebhookSubscription.owner_agency_id)
+        .order_by(WebhookSubscription.id)
+    )
+    return [Subscriber.of(sub, kind) for sub, kind in rows.all()]
+
+
+async def dispatch(session: AsyncSession, *, now: datetime, batch: int) -> int:
+    """Fans one batch of outbox rows out to deliveries; returns how many rows it took.
+
+    On PostgreSQL the rows are claimed with FOR UPDATE SKIP LOCKED, so several workers share the
+    outbox without taking the same row; the unique (subscription, event) key makes a repeated
+    fan-out harmless anyway. The caller commits."""
+    events = (
+        await session.execute(
+            select(
+                WebhookEvent.id,
+                WebhookEvent.case_event_id,
+                WebhookEvent.case_id,
+                WebhookEvent.event_type,
+                WebhookEvent.occurred_at,
+            )
+            .where(WebhookEvent.dispatched_at.is_(None))
+            .order_by(WebhookEvent.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not events:
+        return 0
+    subscribers = await all_subscribers(session)
+    rows = _fan_out(events, subscribers, *(await _context(session, events, subscribers)), now)
+    if rows:
+        table = WebhookDelivery.__table__
+        stmt = insert_for(session, table).on_conflict_do_nothing(
+            index_elements=[table.c.subscription_id, table.c.event_id]
+        )
+        await session.execute(stmt, rows)
+    await session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_([e.id for e in events]))
+        .values(dispatched_at=now)
+    )
+    return len(events)
+
+
+async def _context(session: AsyncSession, events, subscribers: list[Subscriber]):
+    """The cases (with their sectors), the events' changes and the agencies given each case:
+    three queries for the whole batch."""
+    case_ids = list({e.case_id for e in events if e.case_id is not None})
+    cases: dict[int, tuple[Case, int | None]] = {}
+    changes: dict[int, dict[str, Any]] = {}
+    grants: dict[int, set[int]] = defaultdict(set)
+    if not subscribers or not case_ids:
+        return cases, changes, grants
+    found = await session.execute(
+        select(Case, Category.parent_id)
+        .outerjoin(Category, Category.id == Case.category_id)
+        .where(Case.id.in_(case_ids))
+    )
+    for case, parent_id in found.all():
+        cases[case.id] = (case, parent_id or case.category_id)
+    event_ids = [e.case_event_id for e in events if e.case_event_id is not None]
+    found = await session.execute(
+        select(
+            CaseEvent.id,
+            CaseEvent.from_status,
+            CaseEvent.to_status,
+            CaseEvent.from_agency_id,
+            CaseEvent.to_agency_id,
+            CaseEvent.reason,
+        ).where(CaseEvent.id.in_(event_ids))
+    )
+    for row in found.all():
+        change = row._asdict()
+        changes[change.pop("id")] = change
+    if any(s.role is Audience.agency for s in subscribers):
+        found = await session.execute(
+            select(CaseAgency.case_id, CaseAgency.agency_id).where(CaseAgency.case_id.in_(case_ids))
+        )
+        for case_id, agency_id in found.all():
+            grants[case_id].add(agency_id)
+    return cases, changes, grants
+
+
+def _fan_out(events, subscribers, cases, changes, grants, now: datetime) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        if event.case_id not in cases:
+            continue
+        case, sector_id = cases[event.case_id]
+        bodies: dict[bool, str] = {}  # the body with and without personal data, made once
+        for sub in subscribers:
+            if (
+                event.occurred_at < sub.since
+                or not sub.wants(event.event_type, case, sector_id)
+                or not sub.can_see(case, grants[case.id])
+            ):
+                continue
+            personal = sub.sees_personal_data()
+            if personal not in bodies:
+                bodies[personal] = render(
+                    event.id,
+                    event.event_type,
+                    event.occurred_at,
+                    case_json(case, personal=personal, now=now),
+                    case_event_id=event.case_event_id,
+                    change=changes.get(event.case_event_id),
+                )
+            rows.append(
+                {
+                    "subscription_id": sub.id,
+                    "event_id": event.id,
+                    "case_id": case.id,
+                    "event_type": event.event_type,
+                    "payload": bodies[personal],
+                    "priority": sub.priority(case),
+                    "status": DeliveryStatus.pending.value,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+    return rows
+
+
+async def purge_finished(session: AsyncSession, *, before: datetime, batch: int) -> int:
+    """Deletes outbox events dispatched before `before` whose deliveries are all finished
+    (delivered or failed), with those deliveries: their bodies may carry personal data and are
+    kept only for the retention period. Returns how many events went. The caller commits."""
+    waiting = exists().where(
+        WebhookDelivery.event_id == WebhookEvent.id,
+        WebhookDelivery.status == DeliveryStatus.pending.value,
+    )
+    ids = (
+        (
+            await session.execute(
+                select(WebhookEvent.id)
+                .where(WebhookEvent.dispatched_at < before, ~waiting)
+                .order_by(WebhookEvent.dispatched_at)
+                .limit(batch)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if ids:
+        await session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(ids)))
+        await session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(ids)))
+    return len(ids)
