@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-sqlite lint format migrate seed bench bench-quick clean
+.PHONY: install run test test-sqlite lint format migrate seed bench bench-quick bench-tools clean
 
 install: $(STAMP)
 
@@ -34,13 +34,27 @@ test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check app tests migrations
-	$(BIN)/ruff format --check app tests migrations
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests migrations bench
 	$(BIN)/hadolint Dockerfile
 
 format: install
-	$(BIN)/ruff check --fix app tests migrations
-	$(BIN)/ruff format app tests migrations
+	$(BIN)/ruff check --fix app tests migrations bench
+	$(BIN)/ruff format app tests migrations bench
+
+## Benchmarks (bench/README.md): wrk against one uvicorn worker on PostgreSQL; writes
+## docs/benchmarks.md. BENCH_ARGS passes options, e.g. BENCH_ARGS="--profile get,create".
+BENCH_ARGS ?=
+
+bench: bench-tools
+	$(BIN)/python -m bench.run --cases 1000000 $(BENCH_ARGS)
+
+bench-quick: bench-tools
+	$(BIN)/python -m bench.run --cases 100000 --quick $(BENCH_ARGS)
+
+bench-tools: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 
 clean:
 	rm -rf $(VENV) regiondesk.db regiondesk.db-* .pytest_cache .ruff_cache

@@ -1,0 +1,1101 @@
+"""One benchmark run against a real uvicorn + PostgreSQL, reported as shares of a bare endpoint.
+
+    python -m bench.run --cases 1000000              # the standard set (make bench)
+    python -m bench.run --cases 100000 --quick       # short durations (make bench-quick)
+    python -m bench.run --cases 10000000 --growth    # adds get/queue/search at 100k vs 10M
+
+What it does, in order:
+1. a PostgreSQL database per size (`regiondesk_bench_100k`, `_1m`, `_10m`): created, migrated
+   (`python -m app migrate`), the demo region seeded, N cases generated (bench/generate.py);
+   reused when its marker (a COMMENT ON DATABASE) says it holds that size — migrations are
+   still applied, so new columns arrive;
+2. the app under uvicorn with ONE worker (`python -m app serve`, REGIONDESK_ENV=production
+   with a random secret) and the bare FastAPI app (bench/bare.py) the same way;
+3. tokens of the right roles through /api/v1/auth/token (the demo accounts);
+4. each scenario: a warm-up, then wrk with 32 connections for a fixed time; the server's RSS
+   sampled from /proc/<pid>/status meanwhile;
+5. a Markdown table into docs/benchmarks.md (a section per size, the others kept) and the raw
+   figures into bench/results/<size>.json.
+Scenarios that need a route or command that does not exist (404/405, no `worker` command) are
+reported as "not available" instead of failing.
+"""
+
+# An orchestrator: it runs local tools (wrk, uvicorn, py-spy, git) with arguments it builds.
+# ruff: noqa: S311, S603, S607
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from app.reference import demo_data
+from bench import lua, texts
+from bench.generate import asyncpg_dsn
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+PY = sys.executable
+ADMIN_URL = os.environ.get(
+    "REGIONDESK_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+MARKER = "regiondesk-bench cases={cases} seed={seed}"
+SUBSCRIPTION_NOTE = "regiondesk-bench receiver"
+KEY_PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "sqlalchemy",
+    "sqlmodel",
+    "asyncpg",
+    "orjson",
+)
+
+
+def label(cases: int) -> str:
+    if cases % 1_000_000 == 0:
+        return f"{cases // 1_000_000}M"
+    if cases % 1_000 == 0:
+        return f"{cases // 1_000}k"
+    return str(cases)
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the database
+
+
+def _db_url(name: str) -> str:
+    parts = urllib.parse.urlsplit(asyncpg_dsn(ADMIN_URL))
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _admin(sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(asyncpg_dsn(ADMIN_URL))
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+def _app_env(url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONDESK_")}
+    env["REGIONDESK_DATABASE_URL"] = url
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+def _check(cmd: list[str], env: dict[str, str], what: str) -> None:
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def ensure_dataset(cases: int, seed: int, jobs: int, fresh: bool) -> str:
+    """The generated data of one size, kept as a template database; returns its name."""
+    name = f"regiondesk_bench_{label(cases).lower()}_data"
+    url = _db_url(name)
+    marker = MARKER.format(cases=cases, seed=seed)
+    current = asyncio.run(
+        _admin(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+            name,
+        )
+    )
+    env = _app_env(url, REGIONDESK_ENV="dev")
+    if current == marker and not fresh:
+        log(f"reusing {name} ({marker}); applying any new migrations")
+        _check([PY, "-m", "app", "migrate"], env, "migrate")
+        return name
+    log(f"building {name}: {cases:,} cases")
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    _check([PY, "-m", "app", "migrate"], env, "migrate")
+    # Imports every table first: the seed-demo command alone misses the deadline_policy table
+    # routing_rule refers to (reported to the lead).
+    seed_code = (
+        "import sys, app.models; from app.__main__ import main; sys.exit(main(['seed-demo']))"
+    )
+    _check([PY, "-c", seed_code], env, "seed-demo")
+    started = time.monotonic()
+    subprocess.run(
+        [PY, "-m", "bench.generate", "--cases", str(cases), "--database-url", url,
+         "--seed", str(seed), "--jobs", str(jobs)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )  # fmt: skip
+    log(f"generated {cases:,} cases in {time.monotonic() - started:.0f} s")
+    asyncio.run(_admin(f"COMMENT ON DATABASE \"{name}\" IS '{marker}'"))
+    return name
+
+
+def ensure_database(cases: int, seed: int, jobs: int, fresh: bool, copy: bool = True) -> str:
+    """A pristine copy of the dataset for this run (the scenarios write: created cases,
+    events, outbox rows), so every run starts from the same data; returns its URL.
+    Without `copy` the run works on the dataset itself (saves the disk space of a copy)."""
+    template = ensure_dataset(cases, seed, jobs, fresh)
+    if not copy:
+        asyncio.run(_admin(f"COMMENT ON DATABASE \"{template}\" IS 'modified by a run'"))
+        return _db_url(template)
+    name = template.removesuffix("_data")
+    started = time.monotonic()
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    # FILE_COPY (PostgreSQL 15+) copies the files instead of writing every page to the WAL.
+    major = int(str(asyncio.run(_admin("SHOW server_version_num"))) or 0) // 10000
+    strategy = " STRATEGY FILE_COPY" if major >= 15 else ""
+    asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}'))
+    log(f"copied {template} to {name} in {time.monotonic() - started:.0f} s")
+    return _db_url(name)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Server:
+    """A process we started, its log, and a way to wait until it answers."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], ready_url: str | None):
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = RESULTS / f"{name}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=self._log)
+        if ready_url:
+            self._wait(ready_url)
+
+    def _wait(self, url: str) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited; see {self.log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2).status_code < 500:
+                    return
+            time.sleep(0.2)
+        raise SystemExit(f"{self.name} did not answer at {url}; see {self.log_path}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class RssSampler:
+    """Peak resident memory of one process while a scenario runs (VmRSS every 50 ms)."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak_kb = pid, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _read(self) -> int:
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, self._read())
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+@dataclass
+class Load:
+    connections: int
+    threads: int
+    duration: float
+    warmup: float
+    timeout: float = 10.0
+
+
+def run_wrk(base_url: str, script: str, load: Load, seconds: float, name: str) -> dict:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.lua"
+    path.write_text(script)
+    cmd = [
+        "wrk",
+        f"-t{load.threads}",
+        f"-c{load.connections}",
+        f"-d{max(1, round(seconds))}s",
+        f"--timeout={load.timeout:g}s",
+        "-s",
+        str(path),
+        base_url,
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.M)
+    if result.returncode != 0 or not match:
+        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stdout}\n{result.stderr}")
+    data = json.loads(match.group(1))
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    return data
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Target:
+    share: float | None = None  # of the bare endpoint's requests/s
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    per_second: float | None = None  # cases or deliveries per second
+    text: str = ""
+
+
+@dataclass
+class Result:
+    name: str
+    title: str
+    available: bool = True
+    note: str = ""
+    rps: float | None = None
+    share: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    requests: int = 0
+    errors: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    per_second: float | None = None
+    per_second_unit: str = ""
+    peak_rss_mb: float | None = None
+    target: str = ""
+    verdict: str = "—"
+    misses: list[str] = field(default_factory=list)
+    connections: int | None = None
+
+
+def judge(result: Result, target: Target) -> None:
+    result.target = target.text
+    if not result.available:
+        result.verdict = "n/a"
+        return
+    misses = []
+    if target.share is not None and (result.share or 0) < target.share:
+        misses.append(f"share {result.share or 0:.1%} < {target.share:.0%}")
+    if target.p95_ms is not None and (result.p95_ms or 1e9) > target.p95_ms:
+        misses.append(f"p95 {result.p95_ms:.1f} ms > {target.p95_ms:g} ms")
+    if target.p99_ms is not None and (result.p99_ms or 1e9) > target.p99_ms:
+        misses.append(f"p99 {result.p99_ms:.1f} ms > {target.p99_ms:g} ms")
+    if target.per_second is not None and (result.per_second or 0) < target.per_second:
+        misses.append(f"{result.per_second or 0:,.0f}/s < {target.per_second:,.0f}/s")
+    if result.requests and result.errors > 0.01 * result.requests:
+        misses.append(f"errors {result.errors} of {result.requests}")
+    result.misses = misses
+    result.verdict = "miss" if misses else "pass"
+
+
+def _fill(result: Result, data: dict, bare_rps: float | None, rss: float) -> None:
+    errors = data["errors"]
+    result.rps = data["rps"]
+    result.requests = data["requests"]
+    result.errors = sum(errors.values())
+    result.statuses = data.get("statuses") or {}
+    lat = data["latency_us"]
+    result.p50_ms, result.p95_ms, result.p99_ms = (lat[k] / 1000 for k in ("p50", "p95", "p99"))
+    result.share = data["rps"] / bare_rps if bare_rps else None
+    result.peak_rss_mb = rss
+
+
+class Bench:
+    def __init__(self, opts: argparse.Namespace, url: str):
+        self.opts = opts
+        self.url = url
+        self.cases = opts.cases
+        self.load = Load(opts.connections, opts.threads, opts.duration, opts.warmup)
+        self.port, self.bare_port, self.receiver_port = opts.port, opts.port + 1, opts.port + 2
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.run_id = f"b{int(time.time())}"
+        self.results: list[Result] = []
+        self.bare_rps: float | None = None
+        self.server_env = _app_env(
+            url,
+            REGIONDESK_ENV="production",
+            REGIONDESK_SECRET_KEY=secrets.token_urlsafe(48),
+            REGIONDESK_METRICS_TOKEN=secrets.token_urlsafe(24),
+            # Intake rate limits would turn the create and batch scenarios into 429s.
+            REGIONDESK_RATE_LIMIT_ENABLED="false",
+            REGIONDESK_ACCESS_TOKEN_MINUTES="600",
+            REGIONDESK_CLIENT_TOKEN_MINUTES="600",
+        )
+        self.app: Server | None = None
+        self.tokens: dict[str, str] = {}
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def start_app(self) -> Server:
+        cmd = [PY, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.app = Server("app", cmd, self.server_env, f"{self.base}/health/live")
+        return self.app
+
+    def token(self, role: str) -> str:
+        if role in self.tokens:
+            return self.tokens[role]
+        if role == "integration":
+            client = next(
+                c for c in demo_data.DEMO_CLIENTS if c.source_system == "incident-management"
+            )
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": client.client_id,
+                "client_secret": client.secret,
+            }
+        else:
+            user = next(
+                u
+                for u in demo_data.DEMO_USERS
+                if u.role == role and (role != "agency" or u.agency_code == "adm-krasnodar")
+            )
+            form = {"grant_type": "password", "username": user.username, "password": user.password}
+        response = httpx.post(f"{self.base}/api/v1/auth/token", data=form, timeout=30)
+        response.raise_for_status()
+        self.tokens[role] = response.json()["access_token"]
+        return self.tokens[role]
+
+    def probe(self, method: str, path: str, role: str, body: Any = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token(role)}"}
+        return httpx.request(method, self.base + path, json=body, headers=headers, timeout=120)
+
+    async def _sql(self, sql: str, *args: Any) -> list:
+        conn = await asyncpg.connect(asyncpg_dsn(self.url))
+        try:
+            return await conn.fetch(sql, *args)
+        finally:
+            await conn.close()
+
+    def sql(self, sql: str, *args: Any) -> list:
+        return asyncio.run(self._sql(sql, *args))
+
+    def measure(
+        self,
+        result: Result,
+        script: str,
+        pid: int,
+        base: str | None = None,
+        load: Load | None = None,
+    ) -> dict:
+        load = load or self.load
+        result.connections = load.connections
+        base = base or self.base
+        if load.warmup:
+            warm = run_wrk(base, script, load, load.warmup, f"{result.name}-warmup")
+            # wrk abandons its in-flight requests; let the server finish them first.
+            time.sleep(min(warm["latency_us"]["max"] / 1e6, 10.0))
+        with RssSampler(pid) as rss:
+            data = run_wrk(base, script, load, load.duration, result.name)
+        _fill(result, data, self.bare_rps, rss.peak_mb)
+        log(
+            f"{result.name}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+            f"p99 {result.p99_ms:.1f} ms, errors {result.errors}, RSS {result.peak_rss_mb:.0f} MB"
+        )
+        if self.opts.profile and result.name in self.opts.profile:
+            self.profile(result.name, base, script, pid, load)
+        return data
+
+    def profile(self, name: str, base: str, script: str, pid: int, load: Load) -> None:
+        """A separate pass under py-spy (so the measured figures carry no profiler cost)."""
+        spy = shutil.which("py-spy", path=str(Path(PY).parent)) or shutil.which("py-spy")
+        if spy is None:
+            log("py-spy not installed (pip install -e '.[bench]'); no profile")
+            return
+        raw = RESULTS / f"profile-{name}.txt"
+        seconds = max(5, round(load.duration))
+        proc = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(raw),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+        run_wrk(base, script, load, seconds, f"{name}-profile")
+        proc.wait(timeout=60)
+        summary = summarize_profile(raw)
+        (RESULTS / f"profile-{name}-summary.txt").write_text(summary)
+        log(f"profile of {name}: {RESULTS / f'profile-{name}-summary.txt'}")
+
+    # --- the scenarios --------------------------------------------------------------------
+
+    def bare(self) -> None:
+        result = Result("bare", "bare FastAPI endpoint (the ceiling)")
+        env = _app_env("", REGIONDESK_ENV="production")
+        cmd = [PY, "-m", "uvicorn", "bench.bare:app", "--host", "127.0.0.1"]
+        cmd += ["--port", str(self.bare_port), "--workers", "1", "--no-access-log"]
+        cmd += ["--no-server-header", "--log-level", "warning"]
+        base = f"http://127.0.0.1:{self.bare_port}"
+        server = Server("bare", cmd, env, f"{base}/bare")
+        try:
+            self.measure(result, lua.bare(), server.pid, base=base)
+        finally:
+            server.stop()
+        self.bare_rps = result.rps
+        result.share = 1.0
+        judge(result, Target(text="the reference (100 %)"))
+        self.results.append(result)
+
+    def get_one(self) -> None:
+        result = Result("get", "get one case by id (agency token, access check)")
+        agency = self.sql("SELECT id FROM agency WHERE code = 'adm-krasnodar'")[0]["id"]
+        ids = [
+            r["case_id"]
+            for r in self.sql(
+                "SELECT case_id FROM case_agency WHERE agency_id = $1 ORDER BY random() LIMIT 2000",
+                agency,
+            )
+        ]
+        if not ids:
+            result.available, result.note = False, "no cases for adm-krasnodar"
+        else:
+            self.measure(result, lua.get_one(self.token("agency"), ids), self.app.pid)
+        judge(result, Target(share=0.30, p99_ms=25, text="≥ 30 % of bare; p99 ≤ 25 ms"))
+        self.results.append(result)
+
+    def _incident_bodies(self) -> list[tuple[str, str]]:
+        rows = self.sql(
+            "SELECT c.id, c.code FROM category c WHERE c.code IN "
+            "('roads.potholes', 'healthcare.polyclinics', 'energy.power_outages', "
+            "'housing_utilities.heating', 'public_amenities.yards', 'solid_waste.collection')"
+        )
+        categories = {r["code"]: r["id"] for r in rows}
+        territories = [
+            r["id"]
+            for r in self.sql(
+                "SELECT id FROM territory WHERE code IN ('krasnodar', 'sochi', 'anapa', 'dinskoy')"
+            )
+        ]
+        published = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+        rng = random.Random(11)  # varied texts like the generated ones, so search stays fair
+        bodies = []
+        for i, (code, category_id) in enumerate(sorted(categories.items())):
+            sector = code.split(".")[0]
+            for territory_id in territories:
+                for _ in range(8):
+                    where = f"по ул. {rng.choice(texts.STREETS)}, {rng.randint(1, 150)}"
+                    parts = [rng.choice(texts.PROBLEMS[sector]).replace("{где}", where) + "."]
+                    parts += [
+                        rng.choice(texts.DETAILS).replace("{когда}", rng.choice(texts.WHEN))
+                        for _ in range(rng.choice((0, 1, 2, 3)))
+                    ]
+                    parts.append(rng.choice(texts.CLOSERS))
+                    item = {
+                        "network": rng.choice(("vk", "telegram", "ok")),
+                        "post_url": f"https://vk.com/wall-{i}_{territory_id}",
+                        "post_id": "@@ID@@",
+                        "author_handle": "bench_user",
+                        "published_at": published,
+                        "text": " ".join(p for p in parts if p),
+                        "category_id": category_id,
+                        "territory_id": territory_id,
+                        "reach": rng.randint(10, 50_000),
+                    }
+                    prefix, suffix = json.dumps(item, ensure_ascii=False).split("@@ID@@")
+                    bodies.append((prefix, suffix))
+        return bodies
+
+    def create(self) -> None:
+        result = Result("create", "create an incident (routing, event, outbox)")
+        bodies = self._incident_bodies()
+        script = lua.create(self.token("integration"), "/api/v1/incidents", bodies, self.run_id)
+        data = self.measure(result, script, self.app.pid)
+        unexpected = {k: v for k, v in data["statuses"].items() if k != "201"}
+        if unexpected:
+            result.note = f"statuses other than 201: {unexpected}"
+        judge(result, Target(share=0.15, p99_ms=40, text="≥ 15 % of bare; p99 ≤ 40 ms"))
+        self.results.append(result)
+
+    def queue(self) -> None:
+        result = Result("queue", "triage queue: filtered, sorted, 50 per page, cursor pages")
+        ids = {
+            r["code"]: r["id"]
+            for r in self.sql(
+                "SELECT code, id FROM territory WHERE code IN ('krasnodar', 'sochi') UNION ALL "
+                "SELECT code, id FROM category WHERE code IN ('roads', 'housing_utilities')"
+            )
+        }
+        open_statuses = "status=new&status=assigned&status=in_progress&status=returned"
+        base = f"/api/v1/cases?{open_statuses}&limit=50"
+        krasnodar, sochi = ids.get("krasnodar", 1), ids.get("sochi", 1)
+        roads, housing = ids.get("roads", 1), ids.get("housing_utilities", 1)
+        filters = [
+            (f"{base}&sort=-created_at", "-created_at"),
+            (f"{base}&sort=due_at", "due_at"),
+            (f"{base}&sort=-created_at&territory_id={krasnodar}", "-created_at"),
+            (f"{base}&sort=-created_at&category_id={roads}", "-created_at"),
+            (f"{base}&sort=due_at&overdue=true", "due_at"),
+            (f"{base}&sort=-created_at&kind=incident&priority=high", "-created_at"),
+            ("/api/v1/cases?status=new&status=returned&limit=50&sort=-created_at", "-created_at"),
+            (f"{base}&sort=-updated_at&territory_id={sochi}&category_id={housing}", "-updated_at"),
+        ]
+        script = lua.queue(self.token("operator"), filters, pages=5)
+        self.measure(result, script, self.app.pid)
+        judge(result, Target(share=0.12, p99_ms=50, text="≥ 12 % of bare; p99 ≤ 50 ms"))
+        self.results.append(result)
+
+    def search(self) -> None:
+        result = Result("search", "full-text search in Russian, 20 per page")
+        urls = [
+            "/api/v1/cases?limit=20&q=" + urllib.parse.quote(word) for word in texts.SEARCH_WORDS
+        ]
+        self.measure(result, lua.paths(self.token("operator"), urls), self.app.pid)
+        judge(result, Target(p95_ms=100, text="p95 ≤ 100 ms"))
+        self.results.append(result)
+
+    def batch(self) -> None:
+        size = self.opts.batch_size
+        result = Result("batch", f"batch intake, {size:,} incidents per request")
+        result.per_second_unit = "cases/s"
+        target = Target(per_second=10_000, text="≥ 10,000 cases/s")
+        bodies = self._incident_bodies()
+        prefix, suffix = bodies[0]
+        probe_item = json.loads(prefix + f"{self.run_id}-probe" + suffix)
+        response = self.probe(
+            "POST", "/api/v1/incidents/batch", "integration", {"items": [probe_item]}
+        )
+        if response.status_code in (404, 405):
+            result.available, result.note = False, "POST /api/v1/incidents/batch not available"
+        elif response.status_code >= 400:
+            result.available = False
+            result.note = f"probe answered {response.status_code}: {response.text[:200]}"
+        else:
+            # No wrk warm-up (the probe warmed the route), and cases counted in the database:
+            # wrk drops the requests still in flight at its end, which are many seconds of
+            # work here. Rate = new cases / (start .. the server's last insert).
+            load = Load(
+                self.opts.batch_connections,
+                self.load.threads,
+                max(self.load.duration, 15.0),
+                warmup=0,
+                timeout=120,
+            )
+            script = lua.batch(
+                self.token("integration"), "/api/v1/incidents/batch", bodies, self.run_id, size
+            )
+            before = self.sql("SELECT coalesce(max(id), 0) AS id FROM case_file")[0]["id"]
+            started = time.monotonic()
+            self.measure(result, script, self.app.pid, load=load)
+            count, last_change = 0, time.monotonic()
+            while time.monotonic() - last_change < 3 and time.monotonic() - started < 300:
+                now = self.sql("SELECT count(*) AS n FROM case_file WHERE id > $1", before)[0]["n"]
+                if now != count:
+                    count, last_change = now, time.monotonic()
+                time.sleep(0.5)
+            result.per_second = count / (last_change - started)
+            result.share = None  # not comparable: one request carries a thousand cases
+            result.note = f"{count:,} cases in {last_change - started:.1f} s"
+            log(f"batch: {result.per_second:,.0f} cases/s")
+        judge(result, target)
+        self.results.append(result)
+
+    def stats(self) -> None:
+        result = Result("stats", "stats summary over all cases grouped by territory")
+        limit = 500 if self.cases >= 10_000_000 else 100
+        target = Target(p95_ms=limit, text=f"p95 ≤ {limit} ms")
+        path = "/api/v1/stats/summary?group_by=territory"
+        started = time.monotonic()
+        response = self.probe("GET", path, "analyst")
+        alone_ms = (time.monotonic() - started) * 1000
+        if response.status_code in (404, 405):
+            result.available, result.note = False, f"GET {path} not available"
+        elif response.status_code >= 400:
+            result.available = False
+            result.note = f"probe answered {response.status_code}: {response.text[:200]}"
+        else:
+            self.measure(result, lua.paths(self.token("analyst"), [path]), self.app.pid)
+            result.note = f"one request alone (cold): {alone_ms:,.0f} ms"
+        judge(result, target)
+        self.results.append(result)
+
+    def webhooks(self) -> None:
+        result = Result("webhooks", "webhook worker deliveries to a local receiver")
+        result.per_second_unit = "deliveries/s"
+        target = Target(per_second=2_000, text="≥ 2,000 deliveries/s")
+        check = subprocess.run(
+            [PY, "-m", "app", "worker", "--help"],
+            cwd=ROOT,
+            env=self.server_env,
+            capture_output=True,
+            check=False,
+        )
+        if check.returncode != 0:
+            result.available, result.note = False, "no `python -m app worker` command"
+            judge(result, target)
+            self.results.append(result)
+            return
+        try:
+            self._webhooks(result)
+        except Exception as exc:  # report, do not lose the other scenarios' figures
+            result.available, result.note = False, f"failed: {exc}"[:300]
+        judge(result, target)
+        self.results.append(result)
+
+    def _webhooks(self, result: Result) -> None:
+        receiver_base = f"http://127.0.0.1:{self.receiver_port}"
+        receiver = Server(
+            "receiver",
+            [
+                PY,
+                "-m",
+                "uvicorn",
+                "bench.receiver:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.receiver_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            _app_env(""),
+            f"{receiver_base}/count",
+        )
+        worker = None
+        try:
+            allow = self.probe(
+                "POST", "/api/v1/webhooks/allowlist", "admin", {"entry": "127.0.0.1"}
+            )
+            if allow.status_code >= 400 and allow.status_code != 409:
+                log(f"allowlist answered {allow.status_code}: {allow.text[:200]}")
+            # Earlier runs' subscriptions point at receivers long gone.
+            with contextlib.suppress(asyncpg.PostgresError):
+                self.sql(
+                    "UPDATE webhook_subscription SET is_active = false WHERE description = $1",
+                    SUBSCRIPTION_NOTE,
+                )
+            sub = self.probe(
+                "POST",
+                "/api/v1/webhooks",
+                "admin",
+                {
+                    "url": f"{receiver_base}/hook",
+                    "description": SUBSCRIPTION_NOTE,
+                    "event_types": ["case.created"],
+                },
+            )
+            if sub.status_code >= 400:
+                raise RuntimeError(f"subscription answered {sub.status_code}: {sub.text[:200]}")
+            # Enqueue: a burst of new incidents (through batch intake when there is one).
+            bodies = self._incident_bodies()
+            wanted = self.opts.webhook_events
+            made = 0
+            while made < wanted:
+                n = min(1000, wanted - made)
+                items = [
+                    json.loads(
+                        bodies[i % len(bodies)][0]
+                        + f"{self.run_id}-wh-{made + i}"
+                        + bodies[i % len(bodies)][1]
+                    )
+                    for i in range(n)
+                ]
+                response = self.probe(
+                    "POST", "/api/v1/incidents/batch", "integration", {"items": items}
+                )
+                if response.status_code in (404, 405):
+                    for item in items:
+                        self.probe("POST", "/api/v1/incidents", "integration", item)
+                elif response.status_code >= 400:
+                    raise RuntimeError(f"enqueue answered {response.status_code}")
+                made += n
+            worker = Server("worker", [PY, "-m", "app", "worker"], self.server_env, None)
+            first = last = None
+            count_first = count_last = 0
+            deadline = time.monotonic() + 60 + wanted / 100
+            quiet_since = time.monotonic()
+            with RssSampler(worker.pid) as rss:
+                while time.monotonic() < deadline:
+                    count = httpx.get(f"{receiver_base}/count", timeout=5).json()["received"]
+                    now = time.monotonic()
+                    if count and first is None:
+                        first, count_first = now, count
+                    if count != count_last:
+                        last, count_last, quiet_since = now, count, now
+                    if count_last >= wanted or (first and now - quiet_since > 5):
+                        break
+                    time.sleep(0.1)
+            if first is None or last is None or last <= first:
+                raise RuntimeError(f"the receiver got {count_last} deliveries")
+            result.per_second = (count_last - count_first) / (last - first)
+            result.requests = count_last
+            result.peak_rss_mb = rss.peak_mb
+            result.note = f"{count_last:,} of {wanted:,} events delivered; RSS is the worker's"
+            log(f"webhooks: {result.per_second:,.0f} deliveries/s")
+        finally:
+            if worker:
+                worker.stop()
+            receiver.stop()
+
+    def memory(self) -> None:
+        measured = [r.peak_rss_mb for r in self.results if r.name not in ("bare", "webhooks")]
+        peak = max((m for m in measured if m), default=None)
+        result = Result("memory", "server RSS under load (peak over the app's scenarios)")
+        result.peak_rss_mb = peak
+        result.available = peak is not None
+        target = Target(text="≤ 150 MB")
+        judge(result, target)
+        if peak is not None and peak > 150:
+            result.verdict, result.misses = "miss", [f"{peak:.0f} MB > 150 MB"]
+        self.results.append(result)
+
+
+# --------------------------------------------------------------------------- growth
+
+
+def growth(opts: argparse.Namespace, big: list[Result]) -> list[Result]:
+    """get, queue and search on the 100k database, compared with this run's big figures."""
+    small_url = ensure_database(100_000, opts.seed, opts.jobs, fresh=False, copy=opts.copy)
+    bench = Bench(opts, small_url)
+    bench.bare_rps = next((r.rps for r in big if r.name == "bare"), None)
+    bench.start_app()
+    try:
+        bench.get_one()
+        bench.queue()
+        bench.search()
+    finally:
+        bench.app.stop()
+    out = []
+    for small in bench.results:
+        large = next((r for r in big if r.name == small.name), None)
+        result = Result(
+            f"growth-{small.name}", f"growth: {small.name} at {label(opts.cases)} vs 100k"
+        )
+        if not large or not small.p99_ms or not large.p99_ms:
+            result.available = False
+        else:
+            ratio = large.p99_ms / small.p99_ms
+            result.p50_ms, result.p99_ms = large.p50_ms, large.p99_ms
+            result.note = (
+                f"p99 {large.p99_ms:.1f} vs {small.p99_ms:.1f} ms (× {ratio:.2f}); "
+                f"p50 × {large.p50_ms / small.p50_ms:.2f}"
+            )
+            result.verdict = "pass" if ratio <= 1.5 else "miss"
+        result.target = "p99 within 1.5 × the 100k figure"
+        out.append(result)
+    return out
+
+
+# --------------------------------------------------------------------------- the profile
+
+
+def summarize_profile(raw: Path, top: int = 50) -> str:
+    """Inclusive and self shares per function from py-spy's collapsed stacks."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    if not raw.exists():
+        return "no samples\n"
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    if not total:
+        return "no samples\n"
+
+    def table(values: dict[str, int]) -> list[str]:
+        rows = sorted(values.items(), key=lambda kv: -kv[1])[:top]
+        return [f"{100 * n / total:6.1f} %  {frame}" for frame, n in rows]
+
+    return "\n".join(
+        [
+            f"{total} samples (busy threads only)",
+            "",
+            "inclusive:",
+            *table(inclusive),
+            "",
+            "self:",
+            *table(own),
+            "",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = "unknown"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
+        ram = f"{kb / 1024 / 1024:.1f} GiB"
+    versions = {"python": platform.python_version()}
+    for name in KEY_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    pg = asyncio.run(_admin("SHOW server_version"))
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "ram": ram,
+        "os": platform.platform(),
+        "postgresql": pg,
+        "wrk": (wrk_version.stdout or wrk_version.stderr).split("\n")[0].strip(),
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+    }
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def markdown(
+    opts: argparse.Namespace, results: list[Result], info: dict[str, str], cmd: str
+) -> str:
+    size = label(opts.cases)
+    lines = [
+        f"## {size} cases{' (quick)' if opts.quick else ''}",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; `{cmd}`. One uvicorn worker, "
+        f"{opts.connections} connections ({opts.batch_connections} for batch), "
+        f"{opts.duration:g} s per scenario after a {opts.warmup:g} s warm-up, wrk with "
+        f"{opts.threads} thread(s) on the same machine.",
+        "",
+        "| scenario | req/s | share of bare | p50 ms | p95 ms | p99 ms | errors | peak RSS MB "
+        "| target | result |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in results:
+        if not r.available:
+            lines.append(
+                f"| {r.title} | — | — | — | — | — | — | — | {r.target} | not available: {r.note} |"
+            )
+            continue
+        rate = "—" if r.rps is None else f"{r.rps:,.0f}"
+        if r.per_second is not None:
+            rate = f"{r.per_second:,.0f} {r.per_second_unit}" + (
+                f" ({r.rps:,.1f} req/s)" if r.rps else ""
+            )
+        share = "—" if r.share is None else f"{r.share:.1%}"
+        verdict = r.verdict + (f" ({'; '.join(r.misses)})" if r.misses else "")
+        if r.note and r.verdict != "n/a":
+            verdict += f" — {r.note}"
+        errors = str(r.errors) if r.requests else "—"
+        rss = "—" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}"
+        lines.append(
+            f"| {r.title} | {rate} | {share} | {_ms(r.p50_ms)} | {_ms(r.p95_ms)} | "
+            f"{_ms(r.p99_ms)} | {errors} | {rss} | {r.target} | {verdict} |"
+        )
+    lines += [
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['os']}. "
+        f"PostgreSQL {info['postgresql']} (local, default settings). {info['wrk']}.",
+        "",
+        f"Versions: {info['versions']}. Commit {info['commit']}.",
+        "",
+    ]
+    lines += [
+        f"Load average (1/5/15 min) at the start: {info['load_start']}; at the end: "
+        f"{info['load_end']} — anything well above 1 means other work shared the 2 CPUs "
+        "and the figures are noisy.",
+        "",
+    ]
+    if opts.note:
+        lines += [f"Note: {opts.note}", ""]
+    return "\n".join(lines)
+
+
+HEADER = """# Benchmarks
+
+Written by `python -m bench.run` (`make bench`, `make bench-quick`): the figures of the last run
+of each size, misses included. How to run and what each scenario does: `bench/README.md`.
+
+Scenarios are reported as a share of a bare FastAPI endpoint measured in the same run, the same
+way, so the ratios compare across machines; absolute figures depend on the machine, and a run
+taken while other work shares the CPU (the load generator and PostgreSQL run on the same
+machine too) is noisy.
+"""
+
+
+def write_doc(size: str, section: str) -> None:
+    start, end = f"<!-- bench:{size}:start -->", f"<!-- bench:{size}:end -->"
+    text = DOC.read_text() if DOC.exists() else HEADER
+    block = f"{start}\n{section}\n{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text)
+
+
+# --------------------------------------------------------------------------- main
+
+SCENARIOS = ("bare", "get", "queue", "search", "stats", "create", "batch", "webhooks")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    p.add_argument("--cases", type=int, default=1_000_000, help="database size (100k, 1M, 10M)")
+    p.add_argument("--quick", action="store_true", help="short durations (5 s, 1 s warm-up)")
+    p.add_argument("--duration", type=float, help="seconds per scenario (default 20, quick 5)")
+    p.add_argument("--warmup", type=float, help="warm-up seconds (default 3, quick 1)")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--batch-connections", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (the CPU is shared)")
+    p.add_argument("--port", type=int, default=18080, help="app port; bare +1, receiver +2")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=2, help="generator processes")
+    p.add_argument("--fresh", action="store_true", help="rebuild the database even if present")
+    p.add_argument("--growth", action="store_true", help="also get/queue/search at 100k")
+    p.add_argument(
+        "--no-copy",
+        dest="copy",
+        action="store_false",
+        help="run on the dataset itself, not a copy (less disk; it is rebuilt next time)",
+    )
+    p.add_argument("--webhook-events", type=int, default=10_000)
+    p.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
+    )
+    p.add_argument("--profile", default="", help="comma list of scenarios to profile (py-spy)")
+    p.add_argument("--note", default="", help="a line added under the table")
+    p.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
+    opts = p.parse_args(argv)
+    opts.duration = opts.duration or (5.0 if opts.quick else 20.0)
+    opts.warmup = opts.warmup if opts.warmup is not None else (1.0 if opts.quick else 3.0)
+    opts.scenarios = [s for s in opts.scenarios.split(",") if s]
+    opts.profile = [s for s in opts.profile.split(",") if s]
+    unknown = set(opts.scenarios) - set(SCENARIOS)
+    if unknown:
+        p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if "bare" not in opts.scenarios:
+        opts.scenarios.insert(0, "bare")  # every share needs it
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse(argv)
+    if shutil.which("wrk") is None:
+        print("error: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    cmd = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    load_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    url = ensure_database(opts.cases, opts.seed, opts.jobs, opts.fresh, copy=opts.copy)
+    bench = Bench(opts, url)
+    bench.bare()
+    bench.start_app()
+    try:
+        # Reads first, on the pristine data; then the scenarios that write.
+        for name in ("get", "queue", "search", "stats", "create", "batch", "webhooks"):
+            if name in opts.scenarios:
+                getattr(bench, {"get": "get_one"}.get(name, name))()
+    finally:
+        bench.app.stop()
+    bench.memory()
+    results = bench.results
+    if opts.growth:
+        results += growth(opts, results)
+    info = machine()
+    info["load_start"] = load_start
+    info["load_end"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{label(opts.cases)}.json").write_text(
+        json.dumps(
+            {"machine": info, "command": cmd, "results": [asdict(r) for r in results]},
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
+    section = markdown(opts, results, info, cmd)
+    if not opts.no_doc:
+        write_doc(label(opts.cases) + ("-quick" if opts.quick else ""), section)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

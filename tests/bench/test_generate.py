@@ -1,0 +1,91 @@
+"""The benchmark data generator: COPY-loaded cases whose statuses, events and agency links hold
+together, on a small sample in the test PostgreSQL database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from itertools import pairwise
+
+import asyncpg
+import pytest
+
+from app.reference.demo import seed_demo
+from bench.generate import (
+    add_working_seconds,
+    asyncpg_dsn,
+    generate,
+    working_between,
+)
+
+CASES = 500
+OPEN = {"new", "assigned", "in_progress", "returned"}
+
+
+def test_working_time_skips_nights_and_weekends():
+    # Friday 2026-11-27 17:00 Moscow = 14:00 UTC; two working hours later: Monday 10:00 Moscow.
+    friday = datetime(2026, 11, 27, 14, 0, tzinfo=UTC).timestamp()
+    due = add_working_seconds(friday, 2 * 3600)
+    assert datetime.fromtimestamp(due, UTC) == datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    assert working_between(friday, due) == 2 * 3600
+
+
+@pytest.fixture
+def generated(client, db, database_url):
+    """500 generated cases on top of the demo region; the client fixture empties it after."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the generator bulk-loads with PostgreSQL COPY; there is no SQLite path")
+    db.run(seed_demo)
+    report = client.portal.call(lambda: generate(database_url, CASES, seed=3, chunk=200))
+    return report
+
+
+async def _fetch(url: str, sql: str) -> list:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        return await conn.fetch(sql)
+    finally:
+        await conn.close()
+
+
+def test_generated_cases_are_consistent(generated, client, database_url):
+    def fetch(sql: str) -> list:
+        return client.portal.call(_fetch, database_url, sql)
+
+    assert generated.cases == CASES
+    cases = fetch("SELECT * FROM case_file ORDER BY id")
+    assert len(cases) == CASES
+    assert [c["id"] for c in cases] == list(range(generated.first_id, generated.last_id + 1))
+    assert len({(c["source_system"], c["external_id"]) for c in cases}) == CASES
+    assert len({c["number"] for c in cases}) == CASES
+    assert {c["kind"] for c in cases} == {"incident", "appeal"}
+    statuses = {c["status"] for c in cases}
+    assert "closed" in statuses and "rejected" in statuses
+    assert any(c["reopen_count"] > 0 for c in cases)
+
+    # Each case's status is where its history leads, step by step.
+    events = fetch("SELECT * FROM case_event ORDER BY case_id, id")
+    history: dict[int, list] = {}
+    for e in events:
+        history.setdefault(e["case_id"], []).append(e)
+    assert set(history) == {c["id"] for c in cases}
+    for case in cases:
+        steps = [e for e in history[case["id"]] if e["action"] != "notify"]
+        assert steps[0]["action"] == "create" and steps[0]["to_status"] == "new"
+        for before, after in pairwise(steps):
+            assert after["from_status"] == before["to_status"], (case["id"], after["action"])
+            assert after["created_at"] >= before["created_at"]
+        assert steps[-1]["to_status"] == case["status"]
+        assert case["updated_at"] == history[case["id"]][-1]["created_at"]
+        assert (case["closed_at"] is not None) == (case["status"] == "closed")
+        if case["status"] in OPEN - {"new"}:
+            assert case["agency_id"] is not None and case["due_at"] is not None
+
+    # Every agency a case was given is linked, so agency staff see it.
+    links = {(r["case_id"], r["agency_id"]) for r in fetch("SELECT * FROM case_agency")}
+    for case in cases:
+        if case["agency_id"] is not None:
+            assert (case["id"], case["agency_id"]) in links
+
+    # The id sequence moved past the block, so the app's next case does not collide.
+    seq = fetch("SELECT last_value FROM case_file_id_seq")[0]["last_value"]
+    assert seq >= generated.last_id
