@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Select, and_, func, or_
+from sqlalchemy import Select, and_, func, literal_column, or_
 
 from app.cases.models import OPEN_STATUSES, Case, CaseStatus
 from app.core.errors import Unprocessable
@@ -77,8 +77,9 @@ def apply_filters(stmt: Select, f: CaseFilters, category_ids: list[int] | None, 
 
 def text_search(q: str, dialect: str):
     if dialect == "postgresql":
-        # Served by the GIN index ix_case_file_fts (same expression).
-        return func.to_tsvector("russian", Case.text).op("@@")(
+        # The stored column search_vector = to_tsvector('russian', text), GIN-indexed
+        # (migration 0008; not in the model, which cannot express a generated tsvector).
+        return literal_column("case_file.search_vector").op("@@")(
             func.websearch_to_tsquery("russian", q)
         )
     # SQLite fallback: every word's stem must occur in the text (case-insensitive via the
