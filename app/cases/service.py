@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -126,6 +126,11 @@ def _event(case: Case, principal: Principal | None, action: str, **kw: Any) -> C
     return CaseEvent(
         case_id=case.id, action=action, actor=actor, actor_name=name, actor_role=role, **kw
     )
+
+
+_EVENT_DEFAULTS: dict[str, Any] = dict.fromkeys(
+    ("from_status", "to_status", "from_agency_id", "to_agency_id", "reason", "comment"),
+) | {"changes": None, "data": None}
 
 
 def _number(case: Case) -> str:
@@ -323,13 +328,31 @@ class CaseService:
         numbers = [{"b_id": p.case.id, "b_number": _number(p.case)} for p in prepared]
         set_number = update(table).where(table.c.id == bindparam("b_id"))
         await self.session.execute(set_number.values(number=bindparam("b_number")), numbers)
-        rows: list[Any] = []
+        # Plain rows, not ORM objects (a tenth of the cost for a batch); the outbox trigger on
+        # case_event sees them like any other insert.
+        now = utcnow()
+        events: list[dict[str, Any]] = []
+        grants: list[dict[str, Any]] = []
         for p, n in zip(prepared, numbers, strict=True):
             set_committed_value(p.case, "number", n["b_number"])
-            rows.extend(_event(p.case, who, action, **kw) for who, action, kw in p.steps)
-            rows.extend(CaseAgency(case_id=p.case.id, agency_id=a) for a in dict.fromkeys(p.grants))
-        self.session.add_all(rows)
-        await self.session.flush()
+            for who, action, kw in p.steps:
+                actor, name, role = _actor(who)
+                events.append(
+                    {
+                        **_EVENT_DEFAULTS,
+                        **kw,
+                        "case_id": p.case.id,
+                        "action": action,
+                        "actor": actor,
+                        "actor_name": name,
+                        "actor_role": role,
+                        "created_at": now,
+                    }
+                )
+            grants.extend({"case_id": p.case.id, "agency_id": a} for a in dict.fromkeys(p.grants))
+        await self.session.execute(insert(CaseEvent.__table__), events)
+        if grants:
+            await self.session.execute(insert(CaseAgency.__table__), grants)
 
     # --- reads -------------------------------------------------------------------------------
 
