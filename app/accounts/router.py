@@ -23,7 +23,11 @@ from app.core.db import SessionDep
 from app.core.references import get_or_404
 from app.core.schemas import IdFilter, Page, PageParams, page_params
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["accounts"],
+    responses={404: {"description": "No such record"}, 409: {"description": "Name taken"}},
+)
 
 Admin = requires("accounts:manage")
 PageDep = Annotated[PageParams, Depends(page_params)]

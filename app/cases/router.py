@@ -2,7 +2,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 
 from app.auth.deps import Principal, requires
 from app.cases.models import CaseKind, CaseStatus, Priority
@@ -32,7 +32,7 @@ from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
 from app.core.errors import PreconditionFailed
 from app.core.idempotency import IdempotencyDep
-from app.core.schemas import MAX_PAGE_SIZE
+from app.core.schemas import MAX_ID, MAX_PAGE_SIZE, IdFilter
 from app.webhooks.service import partner_deliveries
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
@@ -41,6 +41,8 @@ Reader = requires("cases:read")
 Submitter = requires("cases:submit")
 Triage = requires("cases:triage")
 SettingsDep = Annotated[Settings, Depends(app_settings)]
+# ids past the column range: 422, not a database overflow (500, found by tests/reliability)
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
 NOT_FOUND = {404: {"description": "No such case within your reach"}}
 ACTION_ERRORS = {
     **NOT_FOUND,
@@ -85,9 +87,9 @@ async def _respond_in_full(response: Response, service: CaseService, case) -> Ca
 
 async def list_filters(
     status: Annotated[list[CaseStatus] | None, Query()] = None,
-    category_id: int | None = None,
-    territory_id: int | None = None,
-    agency_id: int | None = None,
+    category_id: IdFilter = None,
+    territory_id: IdFilter = None,
+    agency_id: IdFilter = None,
     priority: Priority | None = None,
     overdue: bool | None = None,
     source: Annotated[str | None, Query(max_length=16, description="network or channel")] = None,
@@ -158,7 +160,11 @@ async def list_cases(
 
 @router.get("/cases/{case_id}", response_model=CaseRead, responses=NOT_FOUND)
 async def get_case(
-    principal: Reader, session: SessionDep, settings: SettingsDep, case_id: int, response: Response
+    principal: Reader,
+    session: SessionDep,
+    settings: SettingsDep,
+    case_id: CaseId,
+    response: Response,
 ):
     service = _service(session, settings, principal)
     return await _respond_in_full(response, service, await service.get(case_id))
@@ -174,7 +180,7 @@ async def edit_case(
     principal: Triage,
     session: SessionDep,
     settings: SettingsDep,
-    case_id: int,
+    case_id: CaseId,
     data: CaseEdit,
     if_match: IfMatch,
     response: Response,
@@ -193,9 +199,9 @@ async def case_events(
     principal: Reader,
     session: SessionDep,
     settings: SettingsDep,
-    case_id: int,
+    case_id: CaseId,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ):
     return await _service(session, settings, principal).events(case_id, limit, offset)
 
@@ -211,6 +217,10 @@ ACTION_BODIES: dict[Action, Any] = {
 }
 
 
+def _optional(body_type: Any) -> bool:
+    return type(None) in getattr(body_type, "__args__", ())
+
+
 def _action_route(action: Action, body_type: Any):
     scope = (
         "cases:answer"
@@ -223,11 +233,11 @@ def _action_route(action: Action, body_type: Any):
         principal: Actor,
         session: SessionDep,
         settings: SettingsDep,
-        case_id: int,
+        case_id: CaseId,
         if_match: IfMatch,
         response: Response,
         idempotency: IdempotencyDep,
-        body: Annotated[body_type, Body()] = None,
+        body: Annotated[body_type, Body()],
     ):
         if (replay := await idempotency.start(principal.subject)) is not None:
             return replay
@@ -238,6 +248,8 @@ def _action_route(action: Action, body_type: Any):
         return result
 
     take_action.__name__ = f"case_{action.name.rstrip('_')}"
+    # The body is required unless its type allows None (accept): a missing one was a 500.
+    take_action.__defaults__ = (None,) if _optional(body_type) else None
     router.add_api_route(
         f"/cases/{{case_id}}/{action.value}",
         take_action,
@@ -330,7 +342,7 @@ def _kind_routes(kind: CaseKind, path: str, create_model: type, batch_model: typ
         principal: Reader,
         session: SessionDep,
         settings: SettingsDep,
-        case_id: int,
+        case_id: CaseId,
         response: Response,
     ):
         service = _service(session, settings, principal)

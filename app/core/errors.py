@@ -192,7 +192,48 @@ def database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `errors` names each bad field (422)",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "required": ["type", "title", "status"],
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """FastAPI documents every 422 as application/json HTTPValidationError; the handler below
+    sends application/problem+json. Rewrites those entries of the OpenAPI document to match."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    invalid = operation.get("responses", {}).get("422")
+                    if invalid and "application/json" in invalid.get("content", {}):
+                        invalid["content"] = {
+                            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                        }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    document_problems(app)
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> ProblemResponse:
         body = domain_problem(exc, instance=request.url.path)

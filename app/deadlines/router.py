@@ -24,7 +24,9 @@ from app.deadlines.schemas import (
     DueResponse,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["deadlines"])
+router = APIRouter(
+    prefix="/api/v1", tags=["deadlines"], responses={404: {"description": "No such record"}}
+)
 
 RoutingReader = requires("routing:read")
 RoutingWriter = requires("routing:write")

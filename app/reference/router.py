@@ -22,7 +22,9 @@ from app.reference.schemas import (
     TerritoryUpdate,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["reference data"])
+router = APIRouter(
+    prefix="/api/v1", tags=["reference data"], responses={404: {"description": "No such record"}}
+)
 
 Reader = requires("reference:read")
 Writer = requires("reference:write")

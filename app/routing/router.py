@@ -18,7 +18,9 @@ from app.routing.schemas import (
     RoutingRuleUpdate,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["routing"])
+router = APIRouter(
+    prefix="/api/v1", tags=["routing"], responses={404: {"description": "No such record"}}
+)
 
 Reader = requires("routing:read")
 Writer = requires("routing:write")
