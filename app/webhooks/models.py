@@ -147,6 +147,13 @@ class WebhookDelivery(SQLModel, table=True):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
+        # The failed ones, for /metrics and the deliveries list's status filter.
+        Index(
+            "ix_webhook_delivery_failed",
+            "subscription_id",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))

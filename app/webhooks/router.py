@@ -8,6 +8,7 @@ from app.auth.deps import requires
 from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
 from app.core.schemas import MAX_ID, Page, PageParams, page_params
+from app.webhooks import metrics as _metrics  # noqa: F401 - registers the /metrics collector
 from app.webhooks import service
 from app.webhooks.models import DeliveryStatus
 from app.webhooks.schemas import (
