@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
+    app.state.batch_gate = asyncio.Semaphore(settings.batch_concurrency)
     callers = TokenSubjects(settings)
     install_limits(app, settings, callers)  # inside CORS, so 413/429 answers carry its headers
     if settings.cors_origins:

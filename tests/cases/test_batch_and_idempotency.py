@@ -334,3 +334,31 @@ def test_nul_characters_are_refused_as_bad_input(client, auth, world):
         "/api/v1/appeals/batch", json={"items": [appeal(text="a\x00b")]}, headers=headers
     )
     assert batch.json()["items"][0]["problem"]["errors"][0]["loc"] == ["body", "items", 0, "text"]
+
+
+def test_a_worker_processes_one_batch_at_a_time(client, auth, world, monkeypatch):
+    """Batches side by side in one process are no faster, only bigger in memory: they queue."""
+    from app.cases.service import CaseService
+
+    running, peak = 0, 0
+    original = CaseService.submit_many
+
+    async def watched(self, items, model):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)  # let the other requests reach the gate
+        try:
+            return await original(self, items, model)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(CaseService, "submit_many", watched)
+    headers = auth.headers("integration", source="monitor")
+    requests = [
+        ("/api/v1/incidents/batch", {"json": {"items": [incident(n=f"g{i}")]}, "headers": headers})
+        for i in range(3)
+    ]
+    results = _concurrently(client, requests)
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert peak == 1
