@@ -227,14 +227,20 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _read(self) -> int:
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
+        """The process's RSS plus its children's (uvicorn's worker processes)."""
+        total, pids = 0, [self.pid]
+        while pids:
+            pid = pids.pop()
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    pids.extend(int(child) for child in f.read().split())
+            except OSError:
+                pass
+        return total
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -384,6 +390,7 @@ class Bench:
 
     def start_app(self) -> Server:
         cmd = [PY, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--workers", str(self.opts.workers)]
         self.app = Server("app", cmd, self.server_env, f"{self.base}/health/live")
         return self.app
 
@@ -938,7 +945,8 @@ def markdown(
     lines = [
         f"## {size} cases{' (quick)' if opts.quick else ''}",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; `{cmd}`. One uvicorn worker, "
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; `{cmd}`. "
+        f"{'One uvicorn worker' if opts.workers == 1 else f'{opts.workers} uvicorn workers'}, "
         f"{opts.connections} connections ({opts.batch_connections} for batch), "
         f"{opts.duration:g} s per scenario after a {opts.warmup:g} s warm-up, wrk with "
         f"{opts.threads} thread(s) on the same machine.",
@@ -1023,6 +1031,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, help="seconds per scenario (default 20, quick 5)")
     p.add_argument("--warmup", type=float, help="warm-up seconds (default 3, quick 1)")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn workers for the app")
     p.add_argument("--batch-connections", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1, help="wrk threads (the CPU is shared)")
