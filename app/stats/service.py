@@ -13,10 +13,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.deps import Principal
 from app.auth.permissions import Role
-from app.cases.queries import CaseFilters
+from app.cases import access
+from app.cases.models import Case
+from app.cases.queries import CaseFilters, apply_filters
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unprocessable
 from app.core.types import utcnow
+from app.privacy.service import record_export
 from app.reference.models import Agency, Category, Territory
 from app.stats import queries
 from app.stats.case_export import export_statement
@@ -353,6 +356,11 @@ class StatsService:
         if fmt is ExportFormat.json:
             raise query_error("format", "the case export is csv or xlsx; the list is JSON")
         category_ids = await self._category_ids(filters.category_id)
+        # 152-ФЗ: a person downloading personal data is recorded, case by case, in this
+        # request's transaction (one INSERT ... SELECT over the same filters and reach).
+        exported = select(Case.id).where(access.visible(self.principal))
+        exported = apply_filters(exported, filters, category_ids, self.dialect)
+        await record_export(self.session, self.principal, exported)
         return export_statement(
             self.principal, filters, category_ids, sort, now=self.now, dialect=self.dialect
         )

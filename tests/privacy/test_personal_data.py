@@ -182,3 +182,17 @@ def test_retention_command(client, auth, pos, db, world, settings, monkeypatch, 
         get_settings.cache_clear()
     body = client.get(f"/api/v1/cases/{old['id']}", headers=auth.headers("admin")).json()
     assert body["applicant_name"] is None
+
+
+def test_a_persons_export_records_each_case_with_personal_data(client, auth, pos, db, world):
+    cases = [_submit_appeal(client, pos, n=n) for n in (1, 2)]
+    no_author = {k: v for k, v in incident(n=3).items() if k != "author_handle"}
+    client.post("/api/v1/incidents", json=no_author, headers=pos)
+    response = client.get("/api/v1/exports/cases?format=csv", headers=auth.headers("operator"))
+    assert response.status_code == 200 and "applicant_name" in response.text
+    exported = sorted(r[0] for r in _reads(db) if r[3] == "export")
+    assert exported == sorted(c["id"] for c in cases)
+    # an analyst's export has no personal columns, so nothing to record
+    analyst = client.get("/api/v1/exports/cases?format=csv", headers=auth.headers("analyst"))
+    assert analyst.status_code == 200 and "applicant_name" not in analyst.text
+    assert len([r for r in _reads(db) if r[3] == "export"]) == 2
