@@ -298,7 +298,7 @@ def test_open311_another_clients_key_does_not_reach_the_request(client, db, obje
         assert secret not in response.text
 
 
-def test_analyst_sees_no_personal_data_in_lists_either(client, auth, objects):
+def test_analyst_sees_no_personal_data_in_lists_or_exports_either(client, auth, objects):
     analyst = auth.headers("analyst")
     for url in ("/api/v1/cases", "/api/v1/appeals", "/api/v1/incidents"):
         response = client.get(url, headers=analyst)
@@ -306,6 +306,26 @@ def test_analyst_sees_no_personal_data_in_lists_either(client, auth, objects):
         assert response.json()["items"], url
         for secret in (*PERSONAL, "ivan_petrov"):
             assert secret not in response.text, url
+    export = client.get("/api/v1/exports/cases", params={"format": "csv"}, headers=analyst)
+    assert export.status_code == 200, export.text
+    assert str(objects.ids["case"]) in export.text
+    for secret in (*PERSONAL, "ivan_petrov"):
+        assert secret not in export.text
+
+
+def test_the_personal_data_audit_is_for_admins_only(client, auth, world, objects):
+    """No id in its path, but it names who read whose data: every intruder is refused."""
+    read = client.get(f"/api/v1/cases/{objects.ids['case']}", headers=auth.headers("operator"))
+    assert read.status_code == 200
+    for intruder in INTRUDERS:
+        response = client.get(
+            "/api/v1/audit/personal-data", headers=_intruder(auth, world, intruder)
+        )
+        assert response.status_code == 403, (intruder, response.text)
+        assert "user:" not in response.text
+    admin = client.get("/api/v1/audit/personal-data", headers=auth.headers("admin"))
+    assert admin.status_code == 200
+    assert admin.json()["items"]  # the operator's read above is on record
 
 
 def test_analyst_sees_no_author_handle_on_an_incident(client, auth, objects):
