@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-sqlite lint format migrate seed bench bench-quick bench-tools clean
+.PHONY: install run test test-sqlite lint format migrate seed bench bench-quick bench-tools soak clean
 
 install: $(STAMP)
 
@@ -51,6 +51,13 @@ bench: bench-tools
 
 bench-quick: bench-tools
 	$(BIN)/python -m bench.run --cases 100000 --quick $(BENCH_ARGS)
+
+## Soak (bench/soak.py): intake, actions and lists together on one worker; fails on any error or
+## on memory growth. SOAK_ARGS passes options, e.g. SOAK_ARGS="--minutes 3".
+SOAK_ARGS ?=
+
+soak: install
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 bench-tools: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.accounts.router import router as accounts_router
@@ -17,6 +17,7 @@ from app.core.db import make_engine, make_sessionmaker
 from app.core.docs_ui import install_docs
 from app.core.errors import install_error_handlers
 from app.core.limits import RATE_HEADERS, install_limits
+from app.core.schemas import refuse_nul_in_query
 from app.deadlines.router import router as deadlines_router
 from app.health.router import router as health_router
 from app.observability.middleware import install_observability
@@ -86,8 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cases_router,
         privacy_router,
         stats_router,
-        open311_router,
         webhooks_router,
     ):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(refuse_nul_in_query)])
+    app.include_router(open311_router)  # the spec's arguments: NUL is stripped by its parser
     return app

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+NUL_MESSAGE = "may not contain the NUL character (U+0000)"
 
 
 class Input(BaseModel):
@@ -18,7 +21,7 @@ class Input(BaseModel):
     def _no_nul(cls, value):
         # PostgreSQL text cannot hold U+0000; refuse it as bad input rather than fail later.
         if isinstance(value, str) and "\x00" in value:
-            raise ValueError("may not contain the NUL character (U+0000)")
+            raise ValueError(NUL_MESSAGE)
         return value
 
 
@@ -34,6 +37,19 @@ class Patch(Input):
         if nulls:
             raise ValueError(f"may not be null: {', '.join(nulls)}")
         return self
+
+
+def refuse_nul_in_query(request: Request) -> None:
+    """A router dependency: PostgreSQL text cannot hold U+0000, so a query parameter carrying
+    it is bad input (422 naming it), as in bodies (Input), instead of a database error (500)."""
+    bad = [name for name, value in request.query_params.multi_items() if "\x00" in value]
+    if bad:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "msg": NUL_MESSAGE, "type": "value_error"}
+                for name in dict.fromkeys(bad)
+            ]
+        )
 
 
 class Output(BaseModel):
