@@ -11,6 +11,7 @@ from fastapi.security import OAuth2, SecurityScopes
 from sqlmodel import select
 
 from app.accounts.models import ApiClient, User
+from app.auth.account_cache import Account, AccountCache
 from app.auth.permissions import ROLE_SCOPES, SCOPES, Role
 from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
@@ -76,6 +77,24 @@ async def load_subject(session, subject: str) -> User | ApiClient | None:
     return (await session.exec(select(model).where(model.id == int(raw_id)))).first()
 
 
+def account_cache(request: Request) -> AccountCache:
+    state = request.app.state
+    cache = getattr(state, "account_cache", None)
+    if cache is None:
+        cache = state.account_cache = AccountCache()
+    return cache
+
+
+def _principal_of_account(account: Account, granted: frozenset[str]) -> Principal:
+    role = Role(account.role)
+    scopes = ROLE_SCOPES[role] & granted
+    if account.kind == "user":
+        return Principal("user", account.id, account.name, role, scopes, account.agency_id)
+    return Principal(
+        "client", account.id, account.name, role, scopes, account.agency_id, account.source_system
+    )
+
+
 def principal_of(obj: User | ApiClient, granted: frozenset[str] | None = None) -> Principal:
     role = Role(obj.role)
     scopes = ROLE_SCOPES[role] if granted is None else ROLE_SCOPES[role] & granted
@@ -87,6 +106,7 @@ def principal_of(obj: User | ApiClient, granted: frozenset[str] | None = None) -
 
 
 async def authenticate(
+    request: Request,
     security_scopes: SecurityScopes,
     session: SessionDep,
     token: Annotated[str | None, Depends(bearer_token)],
@@ -98,16 +118,20 @@ async def authenticate(
         claims = decode_access_token(settings, token)
     except InvalidToken as exc:
         raise Unauthorized(f"Invalid access token: {exc}") from None
-    account = await load_subject(session, claims.sub)
+    # The account row, or this process's copy of it from the last few seconds (account_cache).
+    cache = account_cache(request)
+    account = cache.get(claims.sub)
+    if account is None:
+        row = await load_subject(session, claims.sub)
+        if row is not None:
+            account = Account.of(row)
+            cache.remember(claims.sub, account)
     if account is None or not account.is_active:
         raise Unauthorized("The account behind this token does not exist or is disabled")
-    changed = (
-        account.password_changed_at if isinstance(account, User) else account.secret_rotated_at
-    )
-    if claims.iat < int(changed.timestamp()):
+    if claims.iat < account.credentials_changed:
         raise Unauthorized("The token was issued before the account's credentials changed")
     # Effective rights: what the token was granted, limited by what the role grants today.
-    principal = principal_of(account, frozenset(claims.scopes))
+    principal = _principal_of_account(account, frozenset(claims.scopes))
     missing = [s for s in security_scopes.scopes if s not in principal.scopes]
     if missing:
         raise Forbidden(
