@@ -261,8 +261,11 @@ class CaseService:
             self._pinned.extend(rows.scalars())
 
     async def _resolve_references(self, data: IncidentCreate | AppealCreate) -> None:
-        await _category_and_sector(self.session, data.category_id)
-        await resolve(self.session, Territory, data.territory_id, "territory_id")
+        category, _ = await _category_and_sector(self.session, data.category_id)
+        territory = await resolve(self.session, Territory, data.territory_id, "territory_id")
+        # Held for the request: the identity map is weak, and routing (sector_of) and the
+        # deadline policy look the category up again — from the map, not the database.
+        self._pinned.extend(r for r in (category, territory) if r is not None)
 
     async def _prepare(self, items: list[Any], source_system: str) -> list[_Prepared]:
         """New cases, routed and (where a rule names an agency) assigned, not yet inserted."""
