@@ -16,7 +16,7 @@ from app.auth.permissions import ROLE_SCOPES, SCOPES, Role
 from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
 from app.core.errors import Forbidden, Unauthorized
-from app.core.tokens import InvalidToken, decode_access_token
+from app.core.tokens import InvalidToken, VerifiedTokens
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -77,6 +77,14 @@ async def load_subject(session, subject: str) -> User | ApiClient | None:
     return (await session.exec(select(model).where(model.id == int(raw_id)))).first()
 
 
+def verified_tokens(request: Request, settings: Settings) -> VerifiedTokens:
+    state = request.app.state
+    tokens = getattr(state, "verified_tokens", None)
+    if tokens is None or tokens.settings is not settings:
+        tokens = state.verified_tokens = VerifiedTokens(settings)
+    return tokens
+
+
 def account_cache(request: Request) -> AccountCache:
     state = request.app.state
     cache = getattr(state, "account_cache", None)
@@ -115,7 +123,7 @@ async def authenticate(
     if token is None:
         raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'")
     try:
-        claims = decode_access_token(settings, token)
+        claims = verified_tokens(request, settings).claims(token)
     except InvalidToken as exc:
         raise Unauthorized(f"Invalid access token: {exc}") from None
     # The account row, or this process's copy of it from the last few seconds (account_cache).
