@@ -38,3 +38,18 @@ def test_reads_on_postgresql_open_no_transaction(client, postgresql, method):
 @pytest.mark.parametrize("method", ["POST", "PATCH", "PUT", "DELETE"])
 def test_writes_on_postgresql_run_in_a_transaction(client, postgresql, method):
     assert client.portal.call(_in_transaction_after_a_read, client, method) is True
+
+
+async def _burst(engine, n: int) -> int:
+    """n connections at once, all returned; how many the pool then holds."""
+    connections = [await engine.connect() for _ in range(n)]
+    for connection in connections:
+        await connection.close()
+    return engine.pool.checkedin()
+
+
+def test_the_pool_keeps_the_connections_a_burst_opened(client, postgresql, settings):
+    """Up to twice the pool size, all kept: no reconnecting after every burst of load."""
+    most = 2 * settings.database_pool_size
+    engine = client.app.state.engine
+    assert client.portal.call(_burst, engine, most) == most
