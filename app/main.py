@@ -13,7 +13,7 @@ from app.auth.router import router as auth_router
 from app.cases.router import router as cases_router
 from app.core.callers import TokenSubjects
 from app.core.config import Settings, get_settings
-from app.core.db import make_engine, make_sessionmaker
+from app.core.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.core.docs_ui import install_docs
 from app.core.errors import install_error_handlers
 from app.core.limits import RATE_HEADERS, install_limits
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.read_sessionmaker = make_read_sessionmaker(engine)
         try:
             yield
         finally:

@@ -11,11 +11,12 @@ from fastapi.security import OAuth2, SecurityScopes
 from sqlmodel import select
 
 from app.accounts.models import ApiClient, User
+from app.auth.account_cache import Account, AccountCache
 from app.auth.permissions import ROLE_SCOPES, SCOPES, Role
 from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
 from app.core.errors import Forbidden, Unauthorized
-from app.core.tokens import InvalidToken, decode_access_token
+from app.core.tokens import InvalidToken, VerifiedTokens
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -76,6 +77,32 @@ async def load_subject(session, subject: str) -> User | ApiClient | None:
     return (await session.exec(select(model).where(model.id == int(raw_id)))).first()
 
 
+def verified_tokens(request: Request, settings: Settings) -> VerifiedTokens:
+    state = request.app.state
+    tokens = getattr(state, "verified_tokens", None)
+    if tokens is None or tokens.settings is not settings:
+        tokens = state.verified_tokens = VerifiedTokens(settings)
+    return tokens
+
+
+def account_cache(request: Request) -> AccountCache:
+    state = request.app.state
+    cache = getattr(state, "account_cache", None)
+    if cache is None:
+        cache = state.account_cache = AccountCache()
+    return cache
+
+
+def _principal_of_account(account: Account, granted: frozenset[str]) -> Principal:
+    role = Role(account.role)
+    scopes = ROLE_SCOPES[role] & granted
+    if account.kind == "user":
+        return Principal("user", account.id, account.name, role, scopes, account.agency_id)
+    return Principal(
+        "client", account.id, account.name, role, scopes, account.agency_id, account.source_system
+    )
+
+
 def principal_of(obj: User | ApiClient, granted: frozenset[str] | None = None) -> Principal:
     role = Role(obj.role)
     scopes = ROLE_SCOPES[role] if granted is None else ROLE_SCOPES[role] & granted
@@ -87,6 +114,7 @@ def principal_of(obj: User | ApiClient, granted: frozenset[str] | None = None) -
 
 
 async def authenticate(
+    request: Request,
     security_scopes: SecurityScopes,
     session: SessionDep,
     token: Annotated[str | None, Depends(bearer_token)],
@@ -95,19 +123,23 @@ async def authenticate(
     if token is None:
         raise Unauthorized("Authentication required: send 'Authorization: Bearer <token>'")
     try:
-        claims = decode_access_token(settings, token)
+        claims = verified_tokens(request, settings).claims(token)
     except InvalidToken as exc:
         raise Unauthorized(f"Invalid access token: {exc}") from None
-    account = await load_subject(session, claims.sub)
+    # The account row, or this process's copy of it from the last few seconds (account_cache).
+    cache = account_cache(request)
+    account = cache.get(claims.sub)
+    if account is None:
+        row = await load_subject(session, claims.sub)
+        if row is not None:
+            account = Account.of(row)
+            cache.remember(claims.sub, account)
     if account is None or not account.is_active:
         raise Unauthorized("The account behind this token does not exist or is disabled")
-    changed = (
-        account.password_changed_at if isinstance(account, User) else account.secret_rotated_at
-    )
-    if claims.iat < int(changed.timestamp()):
+    if claims.iat < account.credentials_changed:
         raise Unauthorized("The token was issued before the account's credentials changed")
     # Effective rights: what the token was granted, limited by what the role grants today.
-    principal = principal_of(account, frozenset(claims.scopes))
+    principal = _principal_of_account(account, frozenset(claims.scopes))
     missing = [s for s in security_scopes.scopes if s not in principal.scopes]
     if missing:
         raise Forbidden(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,3 +95,38 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
         iat=int(iat),
         exp=datetime.fromtimestamp(claims["exp"], UTC),
     )
+
+
+class VerifiedTokens:
+    """Access tokens this process has already verified, with their claims: a client sends the
+    same token with every request, and checking its signature and claims again gives the same
+    answer until it expires (a token valid once stays valid: `nbf` and `iat` only recede). So an
+    entry counts until `exp` (plus the leeway decode_access_token allows) and no longer; only
+    valid tokens are kept; bounded, the oldest out first. Whether the account behind a token is
+    still active is not a property of the token: app.auth checks that on every request."""
+
+    def __init__(
+        self, settings: Settings, size: int = 10_000, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.settings = settings
+        self.size = size
+        self.clock = clock
+        self._claims: dict[str, AccessClaims] = {}
+
+    def claims(self, token: str) -> AccessClaims:
+        """decode_access_token's answer for this token (raises InvalidToken the same way)."""
+        claims = self._claims.get(token)
+        if claims is not None:
+            if self.clock() < claims.exp.timestamp() + LEEWAY_SECONDS:
+                return claims
+            del self._claims[token]
+            raise InvalidToken("Signature has expired.")
+        claims = decode_access_token(self.settings, token)
+        if len(self._claims) >= self.size:
+            now = self.clock()
+            for key in [k for k, c in self._claims.items() if c.exp.timestamp() <= now]:
+                del self._claims[key]
+            while len(self._claims) >= self.size:
+                del self._claims[next(iter(self._claims))]
+        self._claims[token] = claims
+        return claims

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwt
 
 from app.auth.permissions import ROLE_SCOPES, Role
-from app.core.tokens import LEEWAY_SECONDS, issue_access_token
+from app.core.tokens import LEEWAY_SECONDS, VerifiedTokens, issue_access_token
 from tests import factories
 
 ME = "/api/v1/auth/me"
@@ -194,6 +194,27 @@ def test_expired_beyond_leeway(client, auth, settings):
         lifetime=lifetime,
         now=issued,
     )
+    _assert_refused(_get_me(client, token), detail_contains="expired")
+
+
+def test_a_token_verified_before_still_expires(client, auth, settings):
+    """Verified tokens are remembered (app.core.tokens.VerifiedTokens), until they expire."""
+    now = datetime.now(UTC)
+    clock = {"now": now.timestamp()}
+    client.app.state.verified_tokens = VerifiedTokens(settings, clock=lambda: clock["now"])
+    user = _old_user(auth)
+    token = issue_access_token(
+        settings,
+        subject=f"user:{user.id}",
+        role="operator",
+        scopes=["cases:read"],
+        lifetime=timedelta(minutes=5),
+        now=now,
+    )
+    assert _get_me(client, token).status_code == 200
+    clock["now"] += 5 * 60 + LEEWAY_SECONDS - 1
+    assert _get_me(client, token).status_code == 200
+    clock["now"] += 1
     _assert_refused(_get_me(client, token), detail_contains="expired")
 
 

@@ -362,3 +362,19 @@ def test_a_worker_processes_one_batch_at_a_time(client, auth, world, monkeypatch
     results = _concurrently(client, requests)
     assert [r.status_code for r in results] == [200, 200, 200]
     assert peak == 1
+
+
+def test_one_incident_reads_its_category_and_territory_once(client, auth, db, world):
+    """Routing and the deadline policy look the category up again: from the identity map."""
+    rule(db, category_ids=[world.roads.id], agency_id=world.adm_krasnodar.id)
+    headers = auth.headers("integration", source="incident-management")
+    body = incident(category_id=world.potholes.id, territory_id=world.krasnodar.id)
+    client.post("/api/v1/incidents", json=incident(n=99), headers=headers)  # caches warm
+    response, statements = _statements(
+        client, lambda: client.post("/api/v1/incidents", json=body, headers=headers)
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["agency_id"] == world.adm_krasnodar.id
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert sum("FROM category" in s for s in reads) == 1, reads
+    assert sum("FROM territory" in s for s in reads) == 1, reads
