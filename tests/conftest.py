@@ -4,6 +4,7 @@ real migrations, each test starting from empty tables."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -67,6 +68,18 @@ def run_migrations(database_url: str, revision: str = "head", *, downgrade: bool
         else:
             os.environ["REGIONDESK_DATABASE_URL"] = previous
         config_module.get_settings.cache_clear()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI's `migrate`, `serve` and `worker` configure logging; put the test run's back."""
+    names = ["", "sqlalchemy", "alembic"]
+    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level) for n in names}
+    yield
+    for name, (handlers, level) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

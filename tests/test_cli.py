@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 
 import pytest
@@ -15,16 +14,7 @@ from tests.reference import cheap_argon2
 PASSWORD = "a-long-enough-password"
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    # `migrate` applies alembic.ini's logging config; put the test run's back afterwards.
-    names = ["", "sqlalchemy", "alembic"]
-    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level) for n in names}
-    yield
-    for name, (handlers, level) in saved.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture
