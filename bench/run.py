@@ -119,8 +119,9 @@ def _check(cmd: list[str], env: dict[str, str], what: str) -> None:
         raise SystemExit(f"{what} failed:\n{result.stdout}\n{result.stderr}")
 
 
-def ensure_dataset(cases: int, seed: int, jobs: int, fresh: bool) -> str:
-    """The generated data of one size, kept as a template database; returns its name."""
+def ensure_dataset(cases: int, seed: int, jobs: int, fresh: bool, migrate: bool = True) -> str:
+    """The generated data of one size, kept as a template database; returns its name.
+    Without `migrate` a reused dataset is left at its revision (the copy is migrated instead)."""
     name = f"regiondesk_bench_{label(cases).lower()}_data"
     url = _db_url(name)
     marker = MARKER.format(cases=cases, seed=seed)
@@ -132,8 +133,11 @@ def ensure_dataset(cases: int, seed: int, jobs: int, fresh: bool) -> str:
     )
     env = _app_env(url, REGIONDESK_ENV="dev")
     if current == marker and not fresh:
-        log(f"reusing {name} ({marker}); applying any new migrations")
-        _check([PY, "-m", "app", "migrate"], env, "migrate")
+        if migrate:
+            log(f"reusing {name} ({marker}); applying any new migrations")
+            _check([PY, "-m", "app", "migrate"], env, "migrate")
+        else:
+            log(f"reusing {name} ({marker}) as it is; the copy gets any new migrations")
         return name
     log(f"building {name}: {cases:,} cases")
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -158,15 +162,19 @@ def ensure_dataset(cases: int, seed: int, jobs: int, fresh: bool) -> str:
     return name
 
 
-def ensure_database(cases: int, seed: int, jobs: int, fresh: bool, copy: bool = True) -> str:
+def ensure_database(
+    cases: int, seed: int, jobs: int, fresh: bool, copy: bool = True, tag: str = ""
+) -> str:
     """A pristine copy of the dataset for this run (the scenarios write: created cases,
     events, outbox rows), so every run starts from the same data; returns its URL.
-    Without `copy` the run works on the dataset itself (saves the disk space of a copy)."""
-    template = ensure_dataset(cases, seed, jobs, fresh)
+    Without `copy` the run works on the dataset itself (saves the disk space of a copy).
+    With a `tag` the copy is named after it and migrated itself, the dataset left as it is, so
+    runs of several branches (each with its own migrations) can share one dataset at once."""
+    template = ensure_dataset(cases, seed, jobs, fresh, migrate=not tag)
     if not copy:
         asyncio.run(_admin(f"COMMENT ON DATABASE \"{template}\" IS 'modified by a run'"))
         return _db_url(template)
-    name = template.removesuffix("_data")
+    name = template.removesuffix("_data") + (f"_{tag}" if tag else "")
     started = time.monotonic()
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     # FILE_COPY (PostgreSQL 15+) copies the files instead of writing every page to the WAL.
@@ -174,6 +182,9 @@ def ensure_database(cases: int, seed: int, jobs: int, fresh: bool, copy: bool = 
     strategy = " STRATEGY FILE_COPY" if major >= 15 else ""
     asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}'))
     log(f"copied {template} to {name} in {time.monotonic() - started:.0f} s")
+    if tag:
+        env = _app_env(_db_url(name), REGIONDESK_ENV="dev")
+        _check([PY, "-m", "app", "migrate"], env, "migrate")
     return _db_url(name)
 
 
@@ -820,7 +831,9 @@ class Bench:
 
 def growth(opts: argparse.Namespace, big: list[Result]) -> list[Result]:
     """get, queue and search on the 100k database, compared with this run's big figures."""
-    small_url = ensure_database(100_000, opts.seed, opts.jobs, fresh=False, copy=opts.copy)
+    small_url = ensure_database(
+        100_000, opts.seed, opts.jobs, fresh=False, copy=opts.copy, tag=opts.tag
+    )
     bench = Bench(opts, small_url)
     bench.bare_rps = next((r.rps for r in big if r.name == "bare"), None)
     bench.start_app()
@@ -1046,6 +1059,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="run on the dataset itself, not a copy (less disk; it is rebuilt next time)",
     )
+    p.add_argument(
+        "--tag",
+        default="",
+        help="name the copy regiondesk_bench_<size>_<tag> and migrate it, not the dataset "
+        "(for runs of several branches at once; give each its own --port too)",
+    )
     p.add_argument("--webhook-events", type=int, default=10_000)
     p.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
@@ -1073,7 +1092,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cmd = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
     load_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    url = ensure_database(opts.cases, opts.seed, opts.jobs, opts.fresh, copy=opts.copy)
+    url = ensure_database(opts.cases, opts.seed, opts.jobs, opts.fresh, opts.copy, opts.tag)
     bench = Bench(opts, url)
     bench.bare()
     bench.start_app()
