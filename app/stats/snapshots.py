@@ -123,14 +123,16 @@ async def compute(
     requested: bool = True,
     now: datetime | None = None,
 ) -> Snapshot:
-    """The answer computed now, in a transaction of its own (on PostgreSQL with work_mem raised
-    for it alone), and with `save` stored in the same transaction: as requested now (an API
-    request), or as a refresh (the worker), which only replaces an existing, older row."""
+    """The answer computed now, in a transaction of its own (on PostgreSQL with work_mem set
+    for it alone when REGIONDESK_STATS_WORK_MEM_MB is), and with `save` stored in the same
+    transaction: as requested now (an API request), or as a refresh (the worker), which only
+    replaces an existing, older row."""
     started = time.perf_counter()
     async with sessionmaker() as session:
         if session.bind.dialect.name == "postgresql" and settings.stats_work_mem_mb:
-            # The percentile sorts spill to disk under the default 4 MB; SET LOCAL ends with
-            # this transaction, so no other statement on the pooled connection gets it.
+            # Sorts that spill to disk under the server's work_mem can stay in memory; local to
+            # this transaction (SET LOCAL), so no other statement on the pooled connection
+            # gets it.
             await session.execute(
                 text("SELECT set_config('work_mem', :value, true)"),
                 {"value": f"{settings.stats_work_mem_mb}MB"},

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from app.auth.deps import Principal
 from app.auth.permissions import ROLE_SCOPES, Role
@@ -341,3 +341,30 @@ def test_an_older_answer_never_replaces_a_newer_one(client, db, settings, region
     assert save(now - timedelta(seconds=5)) == [now]  # a slow computation finishing late
     assert save(now - timedelta(seconds=5), requested=False) == [now]  # a slow refresh
     assert save(now + timedelta(seconds=5), requested=False) == [now + timedelta(seconds=5)]
+
+
+def test_work_mem_is_raised_for_the_stats_statement_only(client, db, settings, region):
+    if db.dialect != "postgresql":
+        pytest.skip("work_mem is PostgreSQL's")
+    raised = settings.model_copy(update={"stats_work_mem_mb": 96})
+    request = StatsService(None, raised, ANALYST).resolve_summary(StatsFilters(), [])
+    sessionmaker = client.app.state.sessionmaker
+    seen: list[tuple[int, str]] = []
+    engine = client.app.state.engine.sync_engine
+
+    def record(conn, cursor, statement, *args):
+        seen.append((id(conn.connection.dbapi_connection), statement))
+
+    async def work_mem():
+        async with sessionmaker() as session:
+            return (await session.execute(text("SHOW work_mem"))).scalar()
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        client.portal.call(lambda: compute(sessionmaker, raised, request, save=True))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    [setting] = [conn for conn, s in seen if "set_config('work_mem'" in s]
+    [aggregate] = [conn for conn, s in seen if "case_file" in s]
+    assert setting == aggregate  # on the statement's own connection, before it
+    assert client.portal.call(work_mem) == "4MB"  # and gone with its transaction
