@@ -164,7 +164,7 @@ async def _save(
         )
         return
     stmt = insert_for(session, SNAPSHOTS).values(
-        key=snapshot.key, last_requested_at=utcnow(), **values
+        key=snapshot.key, last_requested_at=snapshot.generated_at, **values
     )
     changed = {name: stmt.excluded[name] for name in (*values, "last_requested_at")}
     await session.execute(
@@ -218,7 +218,7 @@ class SnapshotStore:
                 return ready
         while True:
             flight = self._flights.get(key)
-            if flight is None:
+            if flight is None or flight.done():  # none, or one whose answer did not do
                 flight = asyncio.ensure_future(self._fly(request, wanted))
                 self._flights[key] = flight
                 flight.add_done_callback(lambda done: self._landed(key, done))

@@ -368,3 +368,21 @@ def test_work_mem_is_raised_for_the_stats_statement_only(client, db, settings, r
     [aggregate] = [conn for conn, s in seen if "case_file" in s]
     assert setting == aggregate  # on the statement's own connection, before it
     assert client.portal.call(work_mem) == "4MB"  # and gone with its transaction
+
+
+def test_concurrent_forced_requests_share_one_computation(client, settings, region, clock):
+    store = store_of(client.app)
+    request = StatsService(None, settings, ANALYST).resolve_summary(StatsFilters(), [])
+    first = client.portal.call(store.get, request, Freshness())
+    clock[0] += 1
+
+    async def together():
+        plain = [store.get(request, Freshness()) for _ in range(4)]
+        forced = [store.get(request, Freshness(no_cache=True)) for _ in range(4)]
+        return await asyncio.gather(*plain, *forced)
+
+    with statements(client) as seen:
+        answers = client.portal.call(together)
+    assert len(aggregates(seen)) == 1
+    assert all(a is first for a in answers[:4])  # the ready one will do for them
+    assert {a.generated_at for a in answers[4:]} == {first.generated_at + timedelta(seconds=1)}
