@@ -8,6 +8,7 @@ from app.deadlines.models import CalendarException, DeadlinePolicy
 from app.privacy.models import PersonalDataAccess
 from app.reference.models import Agency, AgencySector, Category, Territory
 from app.routing.models import RoutingRule
+from app.stats.models import StatsSnapshot
 from app.webhooks.models import (
     CaseOverdue,
     WebhookAllowlistEntry,
@@ -32,6 +33,7 @@ __all__ = [
     "PersonalDataAccess",
     "RefreshToken",
     "RoutingRule",
+    "StatsSnapshot",
     "Territory",
     "User",
     "WebhookAllowlistEntry",

@@ -676,13 +676,21 @@ class Bench:
         self.results.append(result)
 
     def stats(self) -> None:
+        """wrk on the route as dashboards use it (answers from stored snapshots, younger than
+        REGIONDESK_STATS_MAX_AGE_SECONDS); before it, the exact computation itself: requests
+        alone with `Cache-Control: no-cache`, which always compute afresh."""
         result = Result("stats", "stats summary over all cases grouped by territory")
         limit = 500 if self.cases >= 10_000_000 else 100
         target = Target(p95_ms=limit, text=f"p95 ≤ {limit} ms")
         path = "/api/v1/stats/summary?group_by=territory"
-        started = time.monotonic()
-        response = self.probe("GET", path, "analyst")
-        alone_ms = (time.monotonic() - started) * 1000
+        headers = {"Authorization": f"Bearer {self.token('analyst')}", "Cache-Control": "no-cache"}
+        cold: list[float] = []
+        for _ in range(3):
+            started = time.monotonic()
+            response = httpx.get(self.base + path, headers=headers, timeout=600)
+            cold.append((time.monotonic() - started) * 1000)
+            if response.status_code >= 400:
+                break
         if response.status_code in (404, 405):
             result.available, result.note = False, f"GET {path} not available"
         elif response.status_code >= 400:
@@ -690,7 +698,13 @@ class Bench:
             result.note = f"probe answered {response.status_code}: {response.text[:200]}"
         else:
             self.measure(result, lua.paths(self.token("analyst"), [path]), self.app.pid)
-            result.note = f"one request alone (cold): {alone_ms:,.0f} ms"
+            alone = ", ".join(f"{ms:,.0f}" for ms in cold)
+            result.note = (
+                f"one request alone, computed afresh (cold, `Cache-Control: no-cache`): "
+                f"median {sorted(cold)[len(cold) // 2]:,.0f} ms ({alone} ms); under load the "
+                "answers come from the stored snapshot"
+            )
+            log(f"stats cold (no-cache), 3 requests alone: {alone} ms")
         judge(result, target)
         self.results.append(result)
 

@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     webhook_overdue_batch: int = Field(default=500, ge=1, le=2_000)
     webhook_secret_grace_hours: float = Field(default=24.0, ge=0, le=24 * 30)
     webhook_retention_days: int = Field(default=30, ge=1)  # finished deliveries, then deleted
+    # statistics (app/stats/snapshots.py), described in docs/statistics.md: stats answers are
+    # served from stored snapshots younger than this; 0 computes every answer afresh.
+    # None: 60 s, except 0 when env is test (tests change data and expect fresh figures).
+    stats_max_age_seconds: int | None = Field(default=None, ge=0, le=24 * 3600)
+    stats_cache_mb: int = Field(default=64, ge=0, le=4096)  # ready answers kept per process
+    stats_refresh_seconds: float = Field(default=10.0, gt=0, le=3600)  # the worker's pass
+    stats_refresh_window_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)  # "requested"
+    stats_refresh_batch: int = Field(default=20, ge=1, le=1_000)  # recomputed per pass at most
+    # PostgreSQL work_mem for the stats statement alone (SET LOCAL); 0: the server's own. Off
+    # by default: at 1M cases it ends the sorts' spills but not the time (docs/statistics.md).
+    stats_work_mem_mb: int = Field(default=0, ge=0, le=4096)
 
     @field_validator("database_url")
     @classmethod
@@ -170,6 +181,13 @@ class Settings(BaseSettings):
         if self.rate_limit_enabled is not None:
             return self.rate_limit_enabled
         return self.env is not Environment.test
+
+    @property
+    def stats_max_age(self) -> int:
+        """Seconds a stored stats answer may be served; 0: snapshots are off."""
+        if self.stats_max_age_seconds is not None:
+            return self.stats_max_age_seconds
+        return 0 if self.env is Environment.test else 60
 
     @property
     def tz(self) -> ZoneInfo:

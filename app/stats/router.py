@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import PlainValidator, WithJsonSchema
 
@@ -38,7 +38,14 @@ from app.stats.schemas import (
     Summary,
     Timeseries,
 )
-from app.stats.service import StatsFilters, StatsService
+from app.stats.service import StatsFilters, StatsRequest, StatsService
+from app.stats.snapshots import (
+    CACHE_CONTROL,
+    Snapshot,
+    SnapshotStore,
+    freshness,
+    snapshot_store,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["statistics"])
 
@@ -55,6 +62,14 @@ answer, close or return) and to the close, in calendar hours and in working hour
 production calendar, median and 90th percentile by linear interpolation (`percentile_cont`);
 reopen rate = reopened at least once / closed or rejected at least once. Agency staff get their
 own agency's figures only (asking for another agency is 403). See docs/statistics.md.
+
+**Freshness.** The figures are exact as of `generated_at`. An answer is computed once and then
+served from a stored snapshot while it is younger than `REGIONDESK_STATS_MAX_AGE_SECONDS`
+(60 s by default); the worker recomputes the ones people keep asking for before they expire.
+The response says how old it is (`Age`, seconds) and how much longer it may be reused
+(`Cache-Control: private, max-age=N`). Send `Cache-Control: no-cache` (or `max-age=0`) to have
+the figures computed now, `max-age=N` to accept only an answer at most N seconds old. The CSV
+and XLSX downloads are the same answer in another format.
 """
 
 EXPORTS = {
@@ -64,6 +79,16 @@ EXPORTS = {
         "content": {
             CSV_MEDIA_TYPE: {"schema": {"type": "string"}},
             XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
+        "headers": {
+            "Age": {
+                "description": "Seconds since the figures were computed (`generated_at`)",
+                "schema": {"type": "integer", "minimum": 0},
+            },
+            CACHE_CONTROL: {
+                "description": "`private, max-age=N`: N more seconds the answer is served as it is",
+                "schema": {"type": "string"},
+            },
         },
     },
     403: {"description": "Agency staff asking for another agency's figures"},
@@ -134,12 +159,36 @@ DelimiterParam = Annotated[
 ]
 
 
+CacheControlHeader = Annotated[
+    str | None,
+    Header(
+        alias=CACHE_CONTROL,
+        max_length=200,
+        description="`no-cache` (or `max-age=0`): compute the figures now; `max-age=N`: "
+        "accept only an answer at most N seconds old. Without it: a stored answer younger "
+        "than REGIONDESK_STATS_MAX_AGE_SECONDS",
+    ),
+]
+
+
 def _service(session, settings: Settings, principal: Principal) -> StatsService:
     return StatsService(session, settings, principal)
 
 
-def _file_stem(kind: str, service: StatsService) -> str:
-    local = service.now.astimezone(service.settings.tz)
+async def _snapshot(
+    request: Request, stats: StatsRequest, cache_control: str | None
+) -> tuple[Snapshot, SnapshotStore]:
+    store = snapshot_store(request)
+    return await store.get(stats, freshness(cache_control)), store
+
+
+def _json(snapshot: Snapshot, store: SnapshotStore) -> Response:
+    """The stored bytes as they are: no model round trip on the way out."""
+    return Response(snapshot.body, media_type="application/json", headers=store.headers(snapshot))
+
+
+def _file_stem(kind: str, at: datetime, settings: Settings) -> str:
+    local = at.astimezone(settings.tz)
     return f"regiondesk-{kind}-{local:%Y%m%d-%H%M}"
 
 
@@ -166,16 +215,20 @@ def _measure_values(row: Measures) -> list[Any]:
     return [getattr(row, name) for name in Measures.model_fields]
 
 
-def _download(fmt, service, kind, columns, rows, delimiter):
-    return table_response(
+def _download(fmt, snapshot: Snapshot, store: SnapshotStore, kind, columns, rows, delimiter):
+    """The stored answer's table as a file, named after the time of its figures."""
+    settings = store.settings
+    response = table_response(
         fmt.value,
         columns,
         one_chunk(rows),
-        filename=_file_stem(kind, service),
+        filename=_file_stem(kind, snapshot.generated_at, settings),
         sheet=kind,
         delimiter=delimiter,
-        tz=service.settings.tz,
+        tz=settings.tz,
     )
+    response.headers.update(store.headers(snapshot))
+    return response
 
 
 @router.get(
@@ -186,6 +239,7 @@ def _download(fmt, service, kind, columns, rows, delimiter):
     description=DEFINITIONS,
 )
 async def stats_summary(
+    request: Request,
     principal: StatsReader,
     session: SessionDep,
     settings: SettingsDep,
@@ -196,14 +250,16 @@ async def stats_summary(
     ] = [],  # noqa: B006 - FastAPI copies defaults
     fmt: FormatParam = ExportFormat.json,
     delimiter: DelimiterParam = ";",
+    cache_control: CacheControlHeader = None,
 ):
-    service = _service(session, settings, principal)
-    result = await service.summary(filters, group_by)
+    stats = _service(session, settings, principal).resolve_summary(filters, group_by)
+    snapshot, store = await _snapshot(request, stats, cache_control)
     if fmt is ExportFormat.json:
-        return result
+        return _json(snapshot, store)
+    result = Summary.model_validate_json(snapshot.body)
     columns = _key_columns(group_by) + _measure_columns()
     rows = [_key_values(r.keys) + _measure_values(r) for r in result.items]
-    return _download(fmt, service, "summary", columns, rows, delimiter)
+    return _download(fmt, snapshot, store, "summary", columns, rows, delimiter)
 
 
 @router.get(
@@ -216,6 +272,7 @@ async def stats_summary(
     "1000 buckets.",
 )
 async def stats_timeseries(
+    request: Request,
     principal: StatsReader,
     session: SessionDep,
     settings: SettingsDep,
@@ -226,14 +283,17 @@ async def stats_timeseries(
     ] = [],  # noqa: B006
     fmt: FormatParam = ExportFormat.json,
     delimiter: DelimiterParam = ";",
+    cache_control: CacheControlHeader = None,
 ):
     service = _service(session, settings, principal)
-    result = await service.timeseries(filters, interval, group_by)
+    stats = service.resolve_timeseries(filters, interval, group_by)
+    snapshot, store = await _snapshot(request, stats, cache_control)
     if fmt is ExportFormat.json:
-        return result
+        return _json(snapshot, store)
+    result = Timeseries.model_validate_json(snapshot.body)
     columns = [Column("bucket", "date"), *_key_columns(group_by), *_measure_columns()]
     rows = [[r.bucket, *_key_values(r.keys), *_measure_values(r)] for r in result.items]
-    return _download(fmt, service, "timeseries", columns, rows, delimiter)
+    return _download(fmt, snapshot, store, "timeseries", columns, rows, delimiter)
 
 
 @router.get(
@@ -248,6 +308,7 @@ async def stats_timeseries(
     "okrugs; a settlement's cases count for its municipality.",
 )
 async def stats_league(
+    request: Request,
     principal: StatsReader,
     session: SessionDep,
     settings: SettingsDep,
@@ -258,11 +319,13 @@ async def stats_league(
     ] = 20,
     fmt: FormatParam = ExportFormat.json,
     delimiter: DelimiterParam = ";",
+    cache_control: CacheControlHeader = None,
 ):
-    service = _service(session, settings, principal)
-    result = await service.league(filters, by, min_volume)
+    stats = _service(session, settings, principal).resolve_league(filters, by, min_volume)
+    snapshot, store = await _snapshot(request, stats, cache_control)
     if fmt is ExportFormat.json:
-        return result
+        return _json(snapshot, store)
+    result = League.model_validate_json(snapshot.body)
     columns = [
         Column("rank", "int"),
         Column("comparable", "bool"),
@@ -272,7 +335,7 @@ async def stats_league(
         *_measure_columns(),
     ]
     rows = [[r.rank, r.comparable, r.id, r.code, r.name, *_measure_values(r)] for r in result.items]
-    return _download(fmt, service, f"league-{by.value}", columns, rows, delimiter)
+    return _download(fmt, snapshot, store, f"league-{by.value}", columns, rows, delimiter)
 
 
 @router.get(
@@ -314,7 +377,7 @@ async def export_cases(
         fmt.value,
         columns,
         stream_rows(request.app.state.sessionmaker, stmt),
-        filename=_file_stem("cases", service),
+        filename=_file_stem("cases", service.now, settings),
         sheet="cases",
         delimiter=delimiter,
         tz=settings.tz,

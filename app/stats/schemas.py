@@ -57,6 +57,11 @@ class ExportFormat(enum.StrEnum):
 
 Delimiter = Literal[";", ","]
 
+GENERATED_AT = (
+    "When the figures were computed, the 'now' of overdue_now: every figure is exact as of "
+    "this moment (a stored answer keeps its own; the Age header says how long ago)"
+)
+
 
 class Period(Output):
     date_from: datetime | None = Field(
@@ -133,7 +138,7 @@ class SummaryRow(Measures):
 class Summary(Output):
     period: Period
     group_by: list[Dimension]
-    generated_at: datetime = Field(description="The 'now' of overdue_now")
+    generated_at: datetime = Field(description=GENERATED_AT)
     items: list[SummaryRow]
 
 
@@ -146,7 +151,7 @@ class Timeseries(Output):
     period: Period
     interval: Interval
     group_by: list[Dimension]
-    generated_at: datetime
+    generated_at: datetime = Field(description=GENERATED_AT)
     items: list[TimeseriesRow] = Field(
         description="Every bucket of the period for every group found, zeros where no case "
         "was received; ordered by group, then bucket"
@@ -168,6 +173,6 @@ class League(Output):
     by: LeagueBy
     min_volume: int
     period: Period
-    generated_at: datetime
+    generated_at: datetime = Field(description=GENERATED_AT)
     ranking: str = Field(description="How rows are ranked")
     items: list[LeagueRow]

@@ -3,11 +3,13 @@ Python only shapes the few rows the database returns."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
+import orjson
 from sqlalchemy import Select, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -115,6 +117,99 @@ class _Scope:
     period: ResolvedPeriod
 
 
+Report = Literal["summary", "timeseries", "league"]
+# Part of every snapshot key: a release that changes an answer's shape or meaning bumps it, so
+# stored answers of the previous release are never served after an upgrade.
+ANSWER_VERSION = 1
+
+
+def _instant_text(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _instant_of(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class StatsRequest:
+    """A stats request after the caller's reach is applied (agency staff: their agency forced
+    into `filters`) and the period resolved to UTC instants: everything the answer depends on,
+    and nothing else. Its canonical JSON is stored with a snapshot and hashed into its key, so
+    the same question asked by anyone with the same reach is one snapshot, and no two reaches
+    ever share one."""
+
+    report: Report
+    period: ResolvedPeriod
+    filters: StatsFilters  # date_from/date_to unused: the period holds them
+    timezone: str
+    group_by: tuple[Dimension, ...] = ()
+    interval: Interval | None = None
+    by: LeagueBy | None = None
+    min_volume: int | None = None
+    _key: str = field(default="", compare=False, repr=False)
+
+    def params(self) -> dict[str, Any]:
+        f = self.filters
+        return {
+            "version": ANSWER_VERSION,
+            "report": self.report,
+            "date_from": _instant_text(self.period.start),
+            "date_to": _instant_text(self.period.end),
+            "timezone": self.timezone,
+            "filters": {
+                "kind": f.kind,
+                "category_id": f.category_id,
+                "territory_id": f.territory_id,
+                "agency_id": f.agency_id,
+                "source": f.source,
+                "priority": f.priority,
+            },
+            "group_by": [d.value for d in self.group_by],
+            "interval": self.interval.value if self.interval else None,
+            "by": self.by.value if self.by else None,
+            "min_volume": self.min_volume,
+        }
+
+    @property
+    def key(self) -> str:
+        """sha256 of the canonical params (sorted keys, no spaces)."""
+        if not self._key:
+            canonical = orjson.dumps(self.params(), option=orjson.OPT_SORT_KEYS)
+            object.__setattr__(self, "_key", hashlib.sha256(canonical).hexdigest())
+        return self._key
+
+    @classmethod
+    def of_params(cls, params: dict[str, Any]) -> StatsRequest:
+        """The request stored with a snapshot (the worker recomputes from it). ValueError when
+        it is not one this release can answer (another version, a vocabulary since changed)."""
+        if params.get("version") != ANSWER_VERSION:
+            raise ValueError(f"snapshot params of version {params.get('version')!r}")
+        try:
+            f = params["filters"]
+            return cls(
+                report=params["report"],
+                period=ResolvedPeriod(
+                    _instant_of(params["date_from"]), _instant_of(params["date_to"])
+                ),
+                filters=StatsFilters(
+                    kind=f["kind"],
+                    category_id=f["category_id"],
+                    territory_id=f["territory_id"],
+                    agency_id=f["agency_id"],
+                    source=f["source"],
+                    priority=f["priority"],
+                ),
+                timezone=params["timezone"],
+                group_by=tuple(Dimension(d) for d in params["group_by"]),
+                interval=Interval(params["interval"]) if params["interval"] else None,
+                by=LeagueBy(params["by"]) if params["by"] else None,
+                min_volume=params["min_volume"],
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"snapshot params without {exc}") from None
+
+
 def _round_hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600, 4)
 
@@ -128,7 +223,7 @@ class StatsService:
         self,
         session: AsyncSession,
         settings: Settings,
-        principal: Principal,
+        principal: Principal | None,
         *,
         now: datetime | None = None,
     ):
@@ -201,8 +296,12 @@ class StatsService:
 
     # --- reach and filters ----------------------------------------------------------------------
 
-    async def _scope(self, f: StatsFilters, period: ResolvedPeriod) -> _Scope:
+    def _reach(self, f: StatsFilters) -> StatsFilters:
+        """The filters within the caller's reach: agency staff get their agency forced. No
+        database work, so a stored answer can be looked up by the result (StatsRequest.key)."""
         agency_id = f.agency_id
+        if self.principal is None:
+            raise Forbidden("Statistics are answered to a caller")
         if self.principal.role is Role.agency:
             # Agency staff see their own agency's figures only.
             if self.principal.agency_id is None:
@@ -212,6 +311,11 @@ class StatsService:
             agency_id = self.principal.agency_id
         elif self.principal.role not in (Role.admin, Role.operator, Role.analyst):
             raise Forbidden("Statistics are for the regional centre's staff and agencies")
+        return replace(f, date_from=None, date_to=None, agency_id=agency_id)
+
+    async def _scope(self, f: StatsFilters, period: ResolvedPeriod) -> _Scope:
+        """The cohort of filters already within reach (`_reach`), their references checked."""
+        agency_id = f.agency_id
         category_ids = await self._category_ids(f.category_id)
         if f.territory_id is not None and await self.session.get(Territory, f.territory_id) is None:
             raise query_error("territory_id", f"no territory with id {f.territory_id}")
@@ -266,11 +370,58 @@ class StatsService:
             out.append((keys, bucket, _measures(m, queries.percentiles(row, self.dialect))))
         return out
 
-    # --- the three reports ----------------------------------------------------------------------
+    # --- the three reports: resolved (no database), then answered ----------------------------
+
+    def _request(self, report: Report, f: StatsFilters, period: ResolvedPeriod, **options):
+        return StatsRequest(
+            report=report,
+            period=period,
+            filters=self._reach(f),
+            timezone=self.settings.timezone,
+            **options,
+        )
+
+    def resolve_summary(self, f: StatsFilters, group_by: Sequence[Dimension]) -> StatsRequest:
+        _check_dimensions(group_by, 2)
+        return self._request("summary", f, self.resolve_period(f), group_by=tuple(group_by))
+
+    def resolve_timeseries(
+        self, f: StatsFilters, interval: Interval, group_by: Sequence[Dimension]
+    ) -> StatsRequest:
+        _check_dimensions(group_by, 1)
+        try:
+            period = self._timeseries_period(f, interval)
+            self._buckets(period, interval)  # at most MAX_BUCKETS
+        except (OverflowError, ValueError):  # buckets before year 1 or after 9999
+            raise query_error("date_from", "out of the supported range of dates") from None
+        return self._request("timeseries", f, period, group_by=tuple(group_by), interval=interval)
+
+    def resolve_league(self, f: StatsFilters, by: LeagueBy, min_volume: int) -> StatsRequest:
+        return self._request("league", f, self.resolve_period(f), by=by, min_volume=min_volume)
+
+    async def answer(self, request: StatsRequest) -> Summary | Timeseries | League:
+        """The figures of a resolved request as of `self.now` (its reach is already applied)."""
+        scope = await self._scope(request.filters, request.period)
+        if request.report == "summary":
+            return await self._summary(scope, request.group_by)
+        if request.report == "timeseries":
+            assert request.interval is not None
+            return await self._timeseries(scope, request.interval, request.group_by)
+        assert request.by is not None and request.min_volume is not None
+        return await self._league(scope, request.by, request.min_volume)
 
     async def summary(self, f: StatsFilters, group_by: Sequence[Dimension]) -> Summary:
-        _check_dimensions(group_by, 2)
-        scope = await self._scope(f, self.resolve_period(f))
+        return await self.answer(self.resolve_summary(f, group_by))
+
+    async def timeseries(
+        self, f: StatsFilters, interval: Interval, group_by: Sequence[Dimension]
+    ) -> Timeseries:
+        return await self.answer(self.resolve_timeseries(f, interval, group_by))
+
+    async def league(self, f: StatsFilters, by: LeagueBy, min_volume: int) -> League:
+        return await self.answer(self.resolve_league(f, by, min_volume))
+
+    async def _summary(self, scope: _Scope, group_by: Sequence[Dimension]) -> Summary:
         rows = await self._rows(scope, group_by)
         items = [SummaryRow(keys=keys, **measures) for keys, _, measures in rows]
         items.sort(key=lambda r: _sort_key(r.keys))
@@ -281,16 +432,12 @@ class StatsService:
             items=items,
         )
 
-    async def timeseries(
-        self, f: StatsFilters, interval: Interval, group_by: Sequence[Dimension]
+    async def _timeseries(
+        self, scope: _Scope, interval: Interval, group_by: Sequence[Dimension]
     ) -> Timeseries:
-        _check_dimensions(group_by, 1)
-        try:
-            period = self._timeseries_period(f, interval)
-            buckets = self._buckets(period, interval)
-        except (OverflowError, ValueError):  # buckets before year 1 or after 9999
-            raise query_error("date_from", "out of the supported range of dates") from None
-        scope = await self._scope(f, period)
+        period = scope.period
+        buckets = self._buckets(period, interval)
+        assert period.start is not None
         bucketing = queries.Bucketing(
             interval=interval,
             timezone=self.settings.timezone,
@@ -317,9 +464,8 @@ class StatsService:
             items=items,
         )
 
-    async def league(self, f: StatsFilters, by: LeagueBy, min_volume: int) -> League:
+    async def _league(self, scope: _Scope, by: LeagueBy, min_volume: int) -> League:
         dimension = Dimension.agency if by is LeagueBy.agency else Dimension.municipality
-        scope = await self._scope(f, self.resolve_period(f))
         rows = [
             LeagueRow(
                 rank=None,

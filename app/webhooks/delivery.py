@@ -32,6 +32,7 @@ from app.cases.models import CaseAgency
 from app.core.config import Settings
 from app.core.idempotency import purge_expired
 from app.core.types import utcnow
+from app.stats.refresh import refresh_snapshots
 from app.webhooks import signing
 from app.webhooks.models import Audience, DeliveryStatus, WebhookDelivery, WebhookSubscription
 from app.webhooks.outbox import dispatch, purge_finished
@@ -170,6 +171,11 @@ class Worker:
             )
             await session.commit()
         return marked
+
+    async def stats_once(self, now: datetime | None = None) -> int:
+        """Recomputes the stats snapshots people keep asking for before they expire, drops the
+        ones nobody asks for (app.stats.refresh); returns how many it recomputed."""
+        return await refresh_snapshots(self.sessionmaker, self.settings, now or utcnow())
 
     async def claim(self, now: datetime | None = None) -> list[Claimed]:
         """Takes a batch of due deliveries under a lease; the transaction is over on return."""
@@ -395,9 +401,10 @@ class Worker:
     # --- the loops ---------------------------------------------------------------------------
 
     async def run_once(self, now: datetime | None = None) -> dict[str, int]:
-        """One pass of everything (for cron and tests): overdue marks, the whole outbox, and
-        every delivery due now."""
+        """One pass of everything (for cron and tests): overdue marks, the stats snapshots'
+        refresh, the whole outbox, and every delivery due now."""
         done = {"overdue": await self.periodic_once(now), "dispatched": 0, "delivered": 0}
+        done["stats_refreshed"] = await self.stats_once(now)
         while (n := await self.dispatch_once(now)) > 0:
             done["dispatched"] += n
             if n < self.settings.webhook_batch_size:
@@ -420,6 +427,9 @@ class Worker:
                 stop,
                 settings.webhook_overdue_batch,
                 settings.webhook_overdue_interval_seconds,
+            ),
+            self._loop(
+                self.stats_once, stop, settings.stats_refresh_batch, settings.stats_refresh_seconds
             ),
         )
 
