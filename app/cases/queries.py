@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Select, and_, func, literal_column, or_
+from sqlalchemy import ColumnElement, Select, and_, any_, func, literal_column, or_, select
 
 from app.cases.models import OPEN_STATUSES, Case, CaseStatus
 from app.core.errors import Unprocessable
 from app.core.types import utcnow
+from app.reference.models import Category
 from app.routing.text import stems
 
 SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at"]
@@ -39,6 +41,18 @@ class CaseFilters:
 
 def overdue_clause():
     return and_(Case.status.in_(OPEN_STATUSES), Case.due_at.is_not(None), Case.due_at < utcnow())
+
+
+def in_category(category_id: int, dialect: str) -> ColumnElement[bool]:
+    """The category, or a sector with its subcategories, looked up by the query itself (no
+    round trip of its own). On PostgreSQL as `= ANY(ARRAY(subquery))`: evaluated once and
+    planned like a list of ids; `IN (subquery)` was planned as a join, 15 times slower."""
+    ids = select(Category.id).where(
+        (Category.id == category_id) | (Category.parent_id == category_id)
+    )
+    if dialect == "postgresql":
+        return Case.category_id == any_(func.array(ids.scalar_subquery()))
+    return Case.category_id.in_(ids)
 
 
 def apply_filters(stmt: Select, f: CaseFilters, category_ids: list[int] | None, dialect: str):
@@ -98,10 +112,10 @@ def text_search(q: str, dialect: str):
 _COLUMNS = {"created_at": Case.created_at, "updated_at": Case.updated_at, "due_at": Case.due_at}
 
 
-def encode_cursor(sort: str, case: Case) -> str:
-    key = sort.lstrip("-")
-    value = getattr(case, key)
-    payload = {"s": sort, "v": value.isoformat() if value else None, "id": case.id}
+def encode_cursor(sort: str, case: Mapping[str, Any]) -> str:
+    """The cursor after this case (a mapping of its fields) in this sort order."""
+    value = case[sort.lstrip("-")]
+    payload = {"s": sort, "v": value.isoformat() if value else None, "id": case["id"]}
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
@@ -120,17 +134,25 @@ def decode_cursor(sort: str, cursor: str) -> tuple[datetime | None, int]:
         ) from None
 
 
+def ordering(sort: str, columns=None) -> list[Any]:
+    """ORDER BY (key, id) in one direction, of the case table or of a selectable's columns of
+    the same names (a CTE of a page). due_at may be null: nulls sort last in both directions."""
+    key = sort.lstrip("-")
+    column = _COLUMNS[key] if columns is None else columns[key]
+    id_ = Case.id if columns is None else columns.id
+    nullable = key == "due_at"
+    if sort.startswith("-"):
+        return [column.desc().nulls_last() if nullable else column.desc(), id_.desc()]
+    return [column.asc().nulls_last() if nullable else column.asc(), id_.asc()]
+
+
 def order_and_seek(stmt: Select, sort: str, cursor: str | None) -> Select:
     """ORDER BY (key, id) in one direction; after a cursor, rows strictly past it.
     due_at may be null: nulls sort last in both directions and are walked by id."""
     descending = sort.startswith("-")
     column = _COLUMNS[sort.lstrip("-")]
     nullable = column is Case.due_at
-    if descending:
-        order = [column.desc().nulls_last() if nullable else column.desc(), Case.id.desc()]
-    else:
-        order = [column.asc().nulls_last() if nullable else column.asc(), Case.id.asc()]
-    stmt = stmt.order_by(*order)
+    stmt = stmt.order_by(*ordering(sort))
     if cursor is None:
         return stmt
     value, last_id = decode_cursor(sort, cursor)

@@ -1,0 +1,139 @@
+"""The reading routes' statements and answers: one case, and a page of the queue or of a search.
+
+A read is answered from plain rows, not ORM objects: the columns CaseRead shows, selected in
+its order, become a dict in that order and are serialised once, by pydantic's own serialiser,
+into the bytes FastAPI would have sent (the routes keep `response_model` for OpenAPI). No
+object is built, and nothing is validated twice (the rows come from our own table).
+
+One statement per read: a case comes with its partners' webhook receipts (a LEFT JOIN, empty
+for nearly every case), and on PostgreSQL the record of a person's read of personal data is an
+INSERT in the statement's WITH clause (app/privacy/service.py). The single-case statements are
+built once per access rule and reused with bind parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from pydantic_core import to_json
+from sqlalchemy import Select, and_, bindparam, column, select, table
+
+from app.auth.deps import Principal
+from app.auth.permissions import Role
+from app.cases import access
+from app.cases.models import OPEN_STATUSES, Case, CaseAgency
+from app.cases.queries import ordering
+from app.cases.schemas import PERSONAL_FIELDS, CaseRead
+from app.cases.workflow import TRANSITIONS, Action, allowed_actions
+from app.privacy.service import reads_recorded
+from app.reference.models import Agency, AgencyKind
+
+_TABLE = Case.__table__
+FIELDS = tuple(CaseRead.model_fields)
+COLUMNS = tuple(_TABLE.c[name] for name in FIELDS if name in _TABLE.c)
+"""The columns an answer shows, in CaseRead's order (the others are computed)."""
+_NAMES = tuple(c.name for c in COLUMNS)
+_EMPTY = dict.fromkeys(FIELDS)  # every field, in order: filled by update, never reordered
+_OPEN = frozenset(OPEN_STATUSES)
+
+
+# --- statements ----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def one_case(rule: str, by_kind: bool, recorded: bool) -> Select:
+    """One case within reach of the access rule (bind parameters: case_id, kind if by_kind,
+    the rule's), a row per partner agency given it (none: one row of nulls), ordered by agency;
+    `recorded`: with the INSERT of the read's record (bind parameters: reader_values())."""
+    shown = select(*COLUMNS).where(Case.id == bindparam("case_id"), access.clause(rule))
+    if by_kind:
+        shown = shown.where(Case.kind == bindparam("kind"))
+    shown = shown.cte("shown")
+    partners = CaseAgency.__table__.join(
+        Agency.__table__,
+        and_(Agency.id == CaseAgency.agency_id, Agency.kind == AgencyKind.partner.value),
+    )
+    stmt = (
+        select(shown, CaseAgency.agency_id, Agency.name, CaseAgency.delivered_at)
+        .select_from(shown.outerjoin(partners, CaseAgency.case_id == shown.c.id))
+        .order_by(CaseAgency.agency_id)
+    )
+    if recorded:
+        stmt = stmt.add_cte(reads_recorded(shown, "read").cte("recorded"))
+    return stmt
+
+
+# The page's rows by name, typed like the case's columns: the statement around a page refers to
+# them as `page.<column>` (a CTE named page), so no per-request CTE needs its own column objects
+# (making those for 40 columns cost more than the rest of the request).
+_PAGE = table("page", *(column(c.name, c.type) for c in COLUMNS))
+
+
+def page_recorded(page: Select, sort: str, limit: int) -> tuple[Select, dict[str, Any]]:
+    """A page (`limit` + 1 rows, the last only telling that there is a next page) with the
+    INSERT of the record of the `limit` rows shown, and the statement's own bind parameters
+    (add reader_values())."""
+    order, recorded = _around_page(sort)
+    stmt = select(_PAGE).order_by(*order).add_cte(page.cte("page"), recorded)
+    return stmt, {"shown_limit": limit}
+
+
+@lru_cache(maxsize=16)
+def _around_page(sort: str) -> tuple[list[Any], Any]:
+    """The page's order and the INSERT of its record (a CTE after the page's), made once."""
+    order = ordering(sort, _PAGE.c)
+    shown = select(_PAGE).order_by(*order).limit(bindparam("shown_limit")).subquery("shown")
+    return order, reads_recorded(shown, "list").cte("recorded")
+
+
+# --- answers -------------------------------------------------------------------------------------
+
+
+def answer(
+    row: Sequence[Any],
+    principal: Principal,
+    hidden: bool,
+    now: datetime,
+    partners: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """CaseRead's fields, in its order, from a row whose first values are COLUMNS."""
+    data = _EMPTY.copy()
+    data.update(zip(_NAMES, row, strict=False))
+    status, due_at = data["status"], data["due_at"]
+    data["overdue"] = bool(due_at and status in _OPEN and due_at < now)
+    if hidden:
+        for field in PERSONAL_FIELDS:
+            data[field] = None
+    data["personal_data_hidden"] = hidden
+    data["partner_deliveries"] = partners
+    answers = principal.role is not Role.agency or data["agency_id"] == principal.agency_id
+    data["allowed_actions"] = _allowed(status, principal.scopes, answers)
+    return data
+
+
+def partner(agency_id: int, name: str | None, delivered_at: datetime | None) -> dict[str, Any]:
+    """A PartnerDelivery, as a dict in its field order."""
+    return {"agency_id": agency_id, "agency_name": name, "delivered_at": delivered_at}
+
+
+@lru_cache(maxsize=1024)
+def _allowed(status: str, scopes: frozenset[str], answers: bool) -> tuple[str, ...]:
+    """What the caller may do with a case in this status; only its own agency's staff answer."""
+    actions = allowed_actions(status, scopes)
+    if not answers:
+        actions = [a for a in actions if TRANSITIONS[Action(a)].scope != "cases:answer"]
+    return tuple(actions)
+
+
+def case_json(data: dict[str, Any]) -> bytes:
+    """The bytes of a CaseRead (or any answer of these dicts): pydantic's serialiser, as
+    FastAPI's for the response model."""
+    return to_json(data)
+
+
+def page_json(items: list[dict[str, Any]], next_cursor: str | None, total: int | None) -> bytes:
+    """The bytes of a CasePage."""
+    return to_json({"items": items, "next_cursor": next_cursor, "total": total})
