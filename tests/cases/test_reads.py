@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import event, update
 
+from app.cases.models import Case
 from app.cases.schemas import CasePage, CaseRead
 from app.core.types import utcnow
 from tests import factories
@@ -172,3 +173,39 @@ def test_a_filtered_page_is_one_statement(client, auth, db, world):
         sent = [s for s in sent if not s.startswith("INSERT INTO personal_data_access")]
     assert len(sent) == 3, sent
     assert len(page.json()["items"]) == 1 and len(rest.json()["items"]) == 1
+
+
+def test_overdue_within_chosen_statuses(client, auth, db, world):
+    operator = auth.headers("operator")
+    ids = [
+        client.post("/api/v1/incidents", json=incident(n=n), headers=operator).json()["id"]
+        for n in range(3)
+    ]
+    late, on_time, closed_late = ids
+    client.post(
+        f"/api/v1/cases/{late}/assign", json={"agency_id": world.adm_sochi.id}, headers=operator
+    )
+    past, future = utcnow() - timedelta(hours=1), utcnow() + timedelta(days=1)
+
+    async def deadlines(session):
+        for case_id, due, status in (
+            (late, past, None),
+            (on_time, future, None),
+            (closed_late, past, "closed"),
+        ):
+            values = {"due_at": due} | ({"status": status} if status else {})
+            await session.execute(update(Case).where(Case.id == case_id).values(**values))
+
+    db.run(deadlines)
+
+    def listed(query):
+        return {c["id"] for c in _get(client, f"/api/v1/cases?{query}", operator).json()["items"]}
+
+    open_statuses = "status=new&status=assigned&status=in_progress&status=returned"
+    assert listed(f"{open_statuses}&overdue=true&sort=due_at") == {late}
+    assert listed("status=assigned&overdue=true") == {late}
+    assert listed("status=new&overdue=true") == set()
+    assert listed("overdue=true") == {late}
+    assert listed("status=closed&overdue=true") == set()
+    assert listed(f"{open_statuses}&overdue=false") == {on_time}
+    assert listed("overdue=false") == {on_time, closed_late}
