@@ -14,20 +14,22 @@ built once per access rule and reused with bind parameters.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from pydantic_core import to_json
-from sqlalchemy import Select, and_, bindparam, column, select, table
+from sqlalchemy import Integer, Select, and_, bindparam, column, select, table
 
 from app.auth.deps import Principal
 from app.auth.permissions import Role
 from app.cases import access
 from app.cases.models import OPEN_STATUSES, Case, CaseAgency
-from app.cases.queries import ordering
+from app.cases.queries import filter_clauses, in_category, ordering, seek
 from app.cases.schemas import PERSONAL_FIELDS, CaseRead
 from app.cases.workflow import TRANSITIONS, Action, allowed_actions
+from app.core.pagination import count_of
 from app.privacy.service import reads_recorded
 from app.reference.models import Agency, AgencyKind
 
@@ -66,19 +68,77 @@ def one_case(rule: str, by_kind: bool, recorded: bool) -> Select:
     return stmt
 
 
+@dataclass(frozen=True)
+class PageShape:
+    """What makes two list requests the same statement (their values are bind parameters)."""
+
+    dialect: str
+    rule: str  # access.rule_of
+    given: frozenset[str]  # the filters given (queries.given), and category_id if given
+    overdue: bool | None
+    reopened: bool | None
+    statuses_open: bool  # queries.open_only
+    sort: str
+    cursor: str | None  # None, "value", or "null" (already among the nulls of due_at)
+    recorded: bool  # with the INSERT of the record (PostgreSQL)
+
+
+def page(shape: PageShape, q: str | None = None) -> tuple[Select, Select]:
+    """A page's statement (bind parameters: f_<filter> for each filter given, f_now,
+    page_limit = limit + 1, cursor_value and cursor_id after a cursor, the access rule's,
+    shown_limit and reader_values() if recorded) and the count of its cases. Built once per
+    shape; except SQLite's search, whose clauses depend on the words (`q`, the search text)."""
+    if q is not None and shape.dialect != "postgresql":
+        return _page(shape, q)
+    return _cached_page(shape)
+
+
+@lru_cache(maxsize=512)
+def _cached_page(shape: PageShape) -> tuple[Select, Select]:
+    return _page(shape, None)
+
+
+def _page(shape: PageShape, q: str | None) -> tuple[Select, Select]:
+    values: dict[str, Any] = {
+        name: bindparam(f"f_{name}", expanding=name == "status")
+        for name in shape.given - {"category_id"}
+    }
+    if q is not None:
+        values["q"] = q
+    categories = None
+    if "category_id" in shape.given:
+        categories = in_category(bindparam("f_category_id", type_=Integer), shape.dialect)
+    clauses = filter_clauses(
+        values,
+        overdue=shape.overdue,
+        reopened=shape.reopened,
+        statuses_open=shape.statuses_open,
+        dialect=shape.dialect,
+        now=bindparam("f_now"),
+        categories=categories,
+    )
+    base = select(*COLUMNS).where(access.clause(shape.rule), *clauses)
+    stmt = base.order_by(*ordering(shape.sort))
+    if shape.cursor is not None:
+        value, last_id = bindparam("cursor_value"), bindparam("cursor_id")
+        stmt = stmt.where(seek(shape.sort, value, last_id, null_tail=shape.cursor == "null"))
+    stmt = stmt.limit(bindparam("page_limit", type_=Integer))
+    if shape.recorded:
+        stmt = _recorded_page(stmt, shape.sort)
+    return stmt, count_of(base)
+
+
 # The page's rows by name, typed like the case's columns: the statement around a page refers to
 # them as `page.<column>` (a CTE named page), so no per-request CTE needs its own column objects
 # (making those for 40 columns cost more than the rest of the request).
 _PAGE = table("page", *(column(c.name, c.type) for c in COLUMNS))
 
 
-def page_recorded(page: Select, sort: str, limit: int) -> tuple[Select, dict[str, Any]]:
+def _recorded_page(page: Select, sort: str) -> Select:
     """A page (`limit` + 1 rows, the last only telling that there is a next page) with the
-    INSERT of the record of the `limit` rows shown, and the statement's own bind parameters
-    (add reader_values())."""
+    INSERT of the record of the `limit` rows shown (bind parameter shown_limit)."""
     order, recorded = _around_page(sort)
-    stmt = select(_PAGE).order_by(*order).add_cte(page.cte("page"), recorded)
-    return stmt, {"shown_limit": limit}
+    return select(_PAGE).order_by(*order).add_cte(page.cte("page"), recorded)
 
 
 @lru_cache(maxsize=16)

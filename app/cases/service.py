@@ -25,13 +25,7 @@ from app.cases.models import (
     CaseStatus,
     Priority,
 )
-from app.cases.queries import (
-    CaseFilters,
-    apply_filters,
-    encode_cursor,
-    in_category,
-    order_and_seek,
-)
+from app.cases.queries import CaseFilters, decode_cursor, encode_cursor, given, open_only
 from app.cases.schemas import (
     AppealCreate,
     AssignBody,
@@ -58,7 +52,6 @@ from app.core.errors import (
     domain_problem,
     validation_problem,
 )
-from app.core.pagination import count_of
 from app.core.references import resolve
 from app.core.schemas import MAX_ID
 from app.core.types import utcnow
@@ -408,22 +401,37 @@ class CaseService:
         self, filters: CaseFilters, sort: str, limit: int, cursor: str | None, with_total: bool
     ) -> tuple[list[dict[str, Any]], str | None, int | None]:
         """A page of cases as the list shows them (reads.answer, without partners), the
-        cursor of the next page and, if asked, the total. One statement (two with the total);
-        a person shown personal data is recorded (in that statement on PostgreSQL)."""
+        cursor of the next page and, if asked, the total. One statement (two with the total),
+        built once per shape of request (reads.page); a person shown personal data is
+        recorded (in that statement on PostgreSQL)."""
         dialect = self.session.bind.dialect.name
-        base = apply_filters(
-            select(*reads.COLUMNS).where(access.visible(self.principal)), filters, None, dialect
-        )
+        rule, params = access.rule_of(self.principal)
+        values = given(filters)
         if filters.category_id is not None:
-            base = base.where(in_category(filters.category_id, dialect))
-        stmt = order_and_seek(base, sort, cursor).limit(limit + 1)
+            values["category_id"] = filters.category_id
+        value = last_id = None
+        if cursor is not None:
+            value, last_id = decode_cursor(sort, cursor)
+            params |= {"cursor_value": value, "cursor_id": last_id}
         recorded, in_statement = self._records()
-        params: dict[str, Any] = {}
+        shape = reads.PageShape(
+            dialect=dialect,
+            rule=rule,
+            given=frozenset(values),
+            overdue=filters.overdue,
+            reopened=filters.reopened,
+            statuses_open=open_only(filters.status),
+            sort=sort,
+            cursor=None if cursor is None else "value" if value is not None else "null",
+            recorded=in_statement,
+        )
+        page, count = reads.page(shape, values.get("q"))
+        params |= {f"f_{name}": v for name, v in values.items()}
+        params |= {"f_now": utcnow(), "page_limit": limit + 1}
         if in_statement:
-            stmt, params = reads.page_recorded(stmt, sort, limit)
-            params |= reader_values(self.principal)
+            params |= reader_values(self.principal) | {"shown_limit": limit}
         connection = await self.session.connection()
-        rows = (await connection.execute(stmt, params)).all()
+        rows = (await connection.execute(page, params)).all()
         hidden, now = self._hidden(), utcnow()
         items = [reads.answer(row, self.principal, hidden, now) for row in rows[:limit]]
         if recorded and not in_statement:
@@ -431,7 +439,7 @@ class CaseService:
         next_cursor = encode_cursor(sort, items[-1]) if len(rows) > limit else None
         total = None
         if with_total:
-            total = (await connection.execute(count_of(base))).scalar_one()
+            total = (await connection.execute(count, params)).scalar_one()
         return items, next_cursor, total
 
     def read(self, case: Case, via: str = "read") -> CaseRead:
