@@ -370,7 +370,7 @@ class CaseService:
         partners' webhook receipts; a person shown personal data is recorded. One statement."""
         rule, params = access.rule_of(self.principal)
         recorded, in_statement = self._records()
-        stmt = reads.one_case(rule, kind is not None, in_statement)
+        stmt = reads.one_case(self._dialect(), rule, kind is not None, in_statement)
         params["case_id"] = case_id
         if kind is not None:
             params["kind"] = kind.value
@@ -404,7 +404,7 @@ class CaseService:
         cursor of the next page and, if asked, the total. One statement (two with the total),
         built once per shape of request (reads.page); a person shown personal data is
         recorded (in that statement on PostgreSQL)."""
-        dialect = self.session.bind.dialect.name
+        dialect = self._dialect()
         rule, params = access.rule_of(self.principal)
         values = given(filters)
         if filters.category_id is not None:
@@ -458,7 +458,10 @@ class CaseService:
         """Whether reads are recorded for this caller, and whether within the reading statement
         (PostgreSQL: an INSERT in its WITH clause) rather than at commit."""
         recorded = records_reads(self.principal)
-        return recorded, recorded and self.session.bind.dialect.name == "postgresql"
+        return recorded, recorded and self._dialect() == "postgresql"
+
+    def _dialect(self) -> str:
+        return self.session.bind.dialect.name
 
     # --- workflow ----------------------------------------------------------------------------
 
