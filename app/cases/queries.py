@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, any_, func, literal_column, or_, select
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    any_,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 
 from app.cases.models import OPEN_STATUSES, Case, CaseStatus
 from app.core.errors import Unprocessable
@@ -98,7 +109,7 @@ def filter_clauses(
     parameters (for a statement built once per shape of filters, app/cases/reads.py)."""
     clauses: list[ColumnElement[bool]] = []
     if "status" in values:
-        clauses.append(Case.status.in_(values["status"]))
+        clauses.append(_among(Case.status, values["status"]))
     if "kind" in values:
         clauses.append(Case.kind == values["kind"])
     if categories is not None:
@@ -133,6 +144,15 @@ def filter_clauses(
     if "q" in values:
         clauses.append(text_search(values["q"], dialect))
     return clauses
+
+
+def _among(column: Any, value: Any) -> ColumnElement[bool]:
+    """`column IN (...)`; for a PostgreSQL array parameter `column = ANY(:array)`: one
+    parameter however many values, no expanding IN to render into the SQL at each execution
+    (SQLAlchemy did that per request, a twentieth of a queue page's CPU)."""
+    if isinstance(value, BindParameter) and isinstance(value.type, ARRAY):
+        return column == any_(value)
+    return column.in_(value)
 
 
 def apply_filters(stmt: Select, f: CaseFilters, category_ids: list[int] | None, dialect: str):

@@ -21,9 +21,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ARRAY,
     DateTime,
     Integer,
     Select,
+    String,
     and_,
     bindparam,
     column,
@@ -135,9 +137,14 @@ def _cached_page(shape: PageShape) -> tuple[Select, Select]:
 
 def _page(shape: PageShape, q: str | None) -> tuple[Select, Select]:
     values: dict[str, Any] = {
-        name: bindparam(f"f_{name}", expanding=name == "status")
-        for name in shape.given - {"category_id"}
+        name: bindparam(f"f_{name}") for name in shape.given - {"category_id", "status"}
     }
+    if "status" in shape.given:  # an array on PostgreSQL (queries._among), else expanding IN
+        values["status"] = (
+            bindparam("f_status", type_=ARRAY(String))
+            if shape.dialect == "postgresql"
+            else bindparam("f_status", expanding=True)
+        )
     if q is not None:
         values["q"] = q
     categories = None
