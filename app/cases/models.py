@@ -114,6 +114,22 @@ class Case(SQLModel, table=True):
             postgresql_where=_OPEN,
             sqlite_where=_OPEN,
         ),
+        # The queue's filters by sector (and territory) and by priority (and kind), over open
+        # cases only: not a bitmap of every case of the category ever registered (0012).
+        Index(
+            "ix_case_file_open_by_category",
+            "category_id",
+            "territory_id",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
+        Index(
+            "ix_case_file_open_by_priority",
+            "priority",
+            "kind",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
     )
     # Optimistic locking: every UPDATE checks and bumps the version (sent as the ETag).
     __mapper_args__ = {"version_id_col": _VERSION}

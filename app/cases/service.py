@@ -9,14 +9,13 @@ from functools import cache
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.deps import Principal
-from app.auth.permissions import Role
-from app.cases import access
+from app.cases import access, reads
 from app.cases.models import (
     OPEN_STATUSES,
     Case,
@@ -26,9 +25,8 @@ from app.cases.models import (
     CaseStatus,
     Priority,
 )
-from app.cases.queries import CaseFilters, apply_filters, encode_cursor, order_and_seek
+from app.cases.queries import CaseFilters, decode_cursor, encode_cursor, given, open_only
 from app.cases.schemas import (
-    PERSONAL_FIELDS,
     AppealCreate,
     AssignBody,
     CaseEdit,
@@ -40,7 +38,7 @@ from app.cases.schemas import (
     ReopenBody,
     ReturnBody,
 )
-from app.cases.workflow import TRANSITIONS, Action, allowed_actions, target_status
+from app.cases.workflow import TRANSITIONS, Action, target_status
 from app.core.config import Settings
 from app.core.db import savepoint
 from app.core.errors import (
@@ -54,19 +52,17 @@ from app.core.errors import (
     domain_problem,
     validation_problem,
 )
-from app.core.pagination import count_of
 from app.core.references import resolve
 from app.core.schemas import MAX_ID
 from app.core.types import utcnow
 from app.deadlines.service import due_after_interim, due_from, production_calendar, select_policy
-from app.privacy.service import record_reads
+from app.privacy.service import reader_values, record_reads, records_reads
 from app.reference.models import Agency, Category, Territory
 from app.routing.engine import CaseFacts, RoutingDecision
 from app.routing.service import route, sector_of
 from app.stats.durations import elapsed
 
 SYSTEM_ACTOR = ("system:routing", "Маршрутизация", "system")
-_CASE_COLUMNS = tuple(Case.__table__.columns)  # every field of Case, for plain-row reads
 
 
 MAX_BATCH = 1000
@@ -369,6 +365,27 @@ class CaseService:
             raise NotFound(f"No case with id {case_id}")
         return case
 
+    async def show(self, case_id: int, kind: CaseKind | None = None) -> dict[str, Any]:
+        """One case as its own page shows it (CaseRead's fields, reads.answer), with the
+        partners' webhook receipts; a person shown personal data is recorded. One statement."""
+        rule, params = access.rule_of(self.principal)
+        recorded, in_statement = self._records()
+        stmt = reads.one_case(self._dialect(), rule, kind is not None, in_statement)
+        params["case_id"] = case_id
+        if kind is not None:
+            params["kind"] = kind.value
+        if in_statement:
+            params |= reader_values(self.principal)
+        connection = await self.session.connection()
+        rows = (await connection.execute(stmt, params)).all()
+        if not rows:
+            raise NotFound(f"No case with id {case_id}")
+        partners = [reads.partner(*row[-3:]) for row in rows if row[-3] is not None]
+        data = reads.answer(rows[0], self.principal, self._hidden(), utcnow(), partners)
+        if recorded and not in_statement:
+            record_reads(self.session, self.principal, [data], "read")
+        return data
+
     async def events(self, case_id: int, limit: int, offset: int) -> list[CaseEvent]:
         await self.get(case_id)
         stmt = (
@@ -382,55 +399,69 @@ class CaseService:
 
     async def list(
         self, filters: CaseFilters, sort: str, limit: int, cursor: str | None, with_total: bool
-    ) -> tuple[list[Row], str | None, int | None]:
-        category_ids = None
+    ) -> tuple[list[dict[str, Any]], str | None, int | None]:
+        """A page of cases as the list shows them (reads.answer, without partners), the
+        cursor of the next page and, if asked, the total. One statement (two with the total),
+        built once per shape of request (reads.page); a person shown personal data is
+        recorded (in that statement on PostgreSQL)."""
+        dialect = self._dialect()
+        rule, params = access.rule_of(self.principal)
+        values = given(filters)
         if filters.category_id is not None:
-            rows = await self.session.execute(
-                select(Category.id).where(
-                    (Category.id == filters.category_id)
-                    | (Category.parent_id == filters.category_id)
-                )
-            )
-            category_ids = list(rows.scalars())
-        dialect = self.session.bind.dialect.name
-        # Plain rows, not ORM objects: a page is only read and shown (read() takes either),
-        # and 50 rows cost about half as much without the identity map and instance state.
-        base = apply_filters(
-            select(*_CASE_COLUMNS).where(access.visible(self.principal)),
-            filters,
-            category_ids,
-            dialect,
+            values["category_id"] = filters.category_id
+        value = last_id = None
+        if cursor is not None:
+            value, last_id = decode_cursor(sort, cursor)
+            params |= {"cursor_value": value, "cursor_id": last_id}
+        recorded, in_statement = self._records()
+        shape = reads.PageShape(
+            dialect=dialect,
+            rule=rule,
+            given=frozenset(values),
+            overdue=filters.overdue,
+            reopened=filters.reopened,
+            statuses_open=open_only(filters.status),
+            sort=sort,
+            cursor=None if cursor is None else "value" if value is not None else "null",
+            recorded=in_statement,
         )
-        stmt = order_and_seek(base, sort, cursor).limit(limit + 1)
-        rows = list((await self.session.execute(stmt)).all())
-        next_cursor = encode_cursor(sort, rows[limit - 1]) if len(rows) > limit else None
+        page, count = reads.page(shape, values.get("q"))
+        params |= {f"f_{name}": v for name, v in values.items()}
+        params |= {"f_now": utcnow(), "page_limit": limit + 1}
+        if in_statement:
+            params |= reader_values(self.principal) | {"shown_limit": limit}
+        connection = await self.session.connection()
+        rows = (await connection.execute(page, params)).all()
+        hidden, now = self._hidden(), utcnow()
+        items = [reads.answer(row, self.principal, hidden, now) for row in rows[:limit]]
+        if recorded and not in_statement:
+            record_reads(self.session, self.principal, items, "list")
+        next_cursor = encode_cursor(sort, items[-1]) if len(rows) > limit else None
         total = None
         if with_total:
-            total = (await self.session.execute(count_of(base))).scalar_one()
-        return rows[:limit], next_cursor, total
+            total = (await connection.execute(count, params)).scalar_one()
+        return items, next_cursor, total
 
-    def read(self, case: Case | Row, via: str = "read") -> CaseRead:
-        """The case (an ORM object or a row of _CASE_COLUMNS) as this caller may see it; a
-        person shown personal data is recorded."""
-        data = case._asdict() if isinstance(case, Row) else case.model_dump()
-        data["overdue"] = bool(
-            case.due_at and case.status in OPEN_STATUSES and case.due_at < utcnow()
-        )
-        hidden = not access.sees_personal_data(self.principal)
-        if hidden:
-            for field in PERSONAL_FIELDS:
-                data[field] = None
-        else:
+    def read(self, case: Case, via: str = "read") -> CaseRead:
+        """The case as this caller may see it (the answer of a change); a person shown personal
+        data is recorded."""
+        row = [getattr(case, column.name) for column in reads.COLUMNS]
+        hidden = self._hidden()
+        if not hidden:
             record_reads(self.session, self.principal, [case], via)
-        data["personal_data_hidden"] = hidden
-        data["allowed_actions"] = self._allowed(case)
-        return CaseRead.model_validate(data)
+        return CaseRead.model_validate(reads.answer(row, self.principal, hidden, utcnow()))
 
-    def _allowed(self, case: Case) -> list[str]:
-        actions = allowed_actions(case.status, self.principal.scopes)
-        if self.principal.role is Role.agency and case.agency_id != self.principal.agency_id:
-            actions = [a for a in actions if TRANSITIONS[Action(a)].scope != "cases:answer"]
-        return actions
+    def _hidden(self) -> bool:
+        return not access.sees_personal_data(self.principal)
+
+    def _records(self) -> tuple[bool, bool]:
+        """Whether reads are recorded for this caller, and whether within the reading statement
+        (PostgreSQL: an INSERT in its WITH clause) rather than at commit."""
+        recorded = records_reads(self.principal)
+        return recorded, recorded and self._dialect() == "postgresql"
+
+    def _dialect(self) -> str:
+        return self.session.bind.dialect.name
 
     # --- workflow ----------------------------------------------------------------------------
 

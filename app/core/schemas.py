@@ -39,7 +39,7 @@ class Patch(Input):
         return self
 
 
-def refuse_nul_in_query(request: Request) -> None:
+async def refuse_nul_in_query(request: Request) -> None:
     """A router dependency: PostgreSQL text cannot hold U+0000, so a query parameter carrying
     it is bad input (422 naming it), as in bodies (Input), instead of a database error (500)."""
     bad = [name for name, value in request.query_params.multi_items() if "\x00" in value]

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, and_, event, func, insert, literal, null, or_, select, update
+from sqlalchemy import (
+    Insert,
+    Select,
+    and_,
+    bindparam,
+    case,
+    event,
+    false,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.deps import Principal
@@ -25,23 +42,31 @@ def _is_person(principal: Principal) -> bool:
     return principal.kind == "user" and access.sees_personal_data(principal)
 
 
-def has_personal_data(case: Case) -> bool:
+def records_reads(principal: Principal) -> bool:
+    """Whether showing a case's personal data to this caller is recorded: people who see it."""
+    return _is_person(principal)
+
+
+def has_personal_data(case: Case | Mapping[str, Any]) -> bool:
+    """Whether the case (an object, or a mapping of its fields) holds personal data to show."""
+    if isinstance(case, Mapping):
+        return any(case[field] for field in PERSONAL_FIELDS)
     return any(getattr(case, field) for field in PERSONAL_FIELDS)
 
 
 def record_reads(
-    session: AsyncSession, principal: Principal, cases: Iterable[Case], via: str
+    session: AsyncSession, principal: Principal, cases: Iterable[Case | Mapping], via: str
 ) -> None:
-    """Note that a person was shown these cases' personal data. Written when the request's
-    transaction commits (one statement for a whole page), so a read that fails to commit is not
-    recorded and a recorded one did happen."""
+    """Note that a person was shown these cases' personal data (objects, or mappings of their
+    fields). Written when the request's transaction commits (one statement for a whole page),
+    so a read that fails to commit is not recorded and a recorded one did happen."""
     if not _is_person(principal):
         return
     now = utcnow()
     pending = session.sync_session.info.setdefault(_PENDING, [])
     pending.extend(
         {
-            "case_id": case.id,
+            "case_id": case["id"] if isinstance(case, Mapping) else case.id,
             "actor": principal.subject,
             "actor_name": principal.name,
             "actor_role": principal.role.value,
@@ -51,6 +76,50 @@ def record_reads(
         for case in cases
         if has_personal_data(case)
     )
+
+
+# --- the record written by the read itself (PostgreSQL) ------------------------------------------
+#
+# On PostgreSQL a reading request runs in autocommit (app/core/db.py): the read and its record
+# can be one statement, the record an INSERT in a WITH clause of the SELECT that shows the cases.
+# Both happen, or neither: no second round trip, no window between them.
+
+
+def shows_personal_data(columns) -> ColumnElement[bool]:
+    """has_personal_data() in SQL (PostgreSQL), over the columns of a selectable: a non-empty
+    applicant or author field (NULL <> '' is not true), or a non-empty list of attachments."""
+    urls = columns.attachment_urls
+    attachments = case(
+        (func.json_typeof(urls) == "array", func.json_array_length(urls) > 0), else_=false()
+    )
+    return or_(*(columns[field] != "" for field in _PERSONAL_TEXT), attachments)
+
+
+def reads_recorded(shown, via: str) -> Insert:
+    """An INSERT of the reads of the cases `shown` selects (a CTE or subquery with the case's
+    id and personal columns) that hold personal data, for a WITH clause. The reader and the
+    time are bind parameters: pass reader_values(principal)."""
+    table = PersonalDataAccess.__table__
+    rows = select(
+        shown.c.id,
+        bindparam("reader", type_=table.c.actor.type),
+        bindparam("reader_name", type_=table.c.actor_name.type),
+        bindparam("reader_role", type_=table.c.actor_role.type),
+        literal(via, table.c.via.type),
+        bindparam("read_at", type_=table.c.at.type),
+    ).where(shows_personal_data(shown.c))
+    return insert(table).from_select(
+        ["case_id", "actor", "actor_name", "actor_role", "via", "at"], rows
+    )
+
+
+def reader_values(principal: Principal) -> dict[str, Any]:
+    return {
+        "reader": principal.subject,
+        "reader_name": principal.name,
+        "reader_role": principal.role.value,
+        "read_at": utcnow(),
+    }
 
 
 _PENDING = "personal_data_reads"
