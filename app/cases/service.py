@@ -399,7 +399,7 @@ class CaseService:
         rules = await current_rules(self.session)
         refs = await self._references([d for _, d in valid], rules)
         first: dict[str, int] = {}  # external id -> index of its first item in this batch
-        todo: list[tuple[int, IncidentCreate | AppealCreate]] = []
+        todo: list[IncidentCreate | AppealCreate] = []
         for i, data in valid:
             external_id = _external_id(data)
             if external_id in existing:
@@ -413,20 +413,23 @@ class CaseService:
                     outcomes[i].problem = domain_problem(exc)
                     continue
                 first[external_id] = i
-                todo.append((i, data))
+                todo.append(data)
         del valid, existing
 
-        prepared = await self._prepare([d for _, d in todo], source_system, rules, refs)
+        # From here on the rows are the batch: the validated items go (memory).
+        prepared = await self._prepare(todo, source_system, rules, refs)
+        del todo
         try:
             async with savepoint(self.session):
                 await self._insert_many(prepared)
         except IntegrityError:
             # Another request took one of these source ids meanwhile (rare): one by one.
-            for i, data in todo:
-                outcomes[i].intake = await self.submit(data)
+            adapter = _adapter(model)
+            for i in first.values():
+                outcomes[i].intake = await self.submit(adapter.validate_python(items[i]))
         else:
             await self._record_intake(prepared)
-            for (i, _), p in zip(todo, prepared, strict=True):
+            for i, p in zip(first.values(), prepared, strict=True):
                 row = p.row
                 filed = Filed(*(row[name] for name in Filed._fields))
                 outcomes[i].intake = Intake(filed, created=True)

@@ -109,10 +109,12 @@ async def insert_rows(
                 values[i] = orjson.dumps(values[i]).decode()
             return tuple(values)
 
-        rows = [as_text(row) for row in rows]
+        records = map(as_text, rows)
+    else:
+        records = iter(rows)
     driver = (await connection.get_raw_connection()).driver_connection
     try:
-        await driver.copy_records_to_table(table.name, records=rows, columns=list(columns))
+        await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
     except IntegrityConstraintViolationError as exc:
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 

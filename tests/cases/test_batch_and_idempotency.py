@@ -6,7 +6,8 @@ import asyncio
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import event, select, update
+import pytest
+from sqlalchemy import event, insert, select, text, update
 
 from app.cases.models import Case, CaseEvent
 from app.core.idempotency import IdempotencyRecord
@@ -490,3 +491,78 @@ def test_a_batch_is_a_fixed_handful_of_statements(client, auth, db, world, monke
             "RELEASE SAVEPOINT sa_savepoint_1",
         ], work
         assert len(work) == 9  # and an INSERT (executemany) per table
+
+
+def test_a_source_id_taken_while_a_large_batch_copies_falls_back_item_by_item(
+    client, auth, db, world
+):
+    """Another transaction holds one of the batch's source ids, uncommitted: the batch does
+    not see it, its COPY waits on the unique index, and fails once that commits; the batch
+    then files its items one by one, and the taken one is `existing`."""
+    from app.core.db import COPY_MIN_ROWS
+
+    if db.dialect != "postgresql":
+        pytest.skip("COPY (and waiting on another transaction's row) is PostgreSQL's")
+    headers = auth.headers("integration", source="monitor")
+    items = [incident(n=f"copy{i}") for i in range(COPY_MIN_ROWS + 1)]
+    engine = client.app.state.engine
+    now = utcnow()
+    taken = {
+        "kind": "incident", "status": "new", "priority": "normal", "version": 1,
+        "source_system": "monitor", "external_id": "post-copy7", "submitted_by": "other",
+        "text": "Та же запись, из другого запроса", "missing_person": False,
+        "important": False, "reopen_count": 0, "created_at": now, "updated_at": now,
+    }  # fmt: skip
+
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+
+    async def race():
+        async with engine.connect() as other:
+            await other.execute(insert(Case.__table__).values(**taken))
+            transport = httpx.ASGITransport(app=client.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                batch = asyncio.ensure_future(
+                    http.post("/api/v1/incidents/batch", json={"items": items}, headers=headers)
+                )
+                async with engine.connect() as watch:  # until the batch waits on our row
+                    for _ in range(3000):
+                        if (await watch.execute(waiting)).scalar_one():
+                            break
+                        await asyncio.sleep(0.01)
+                    else:
+                        pytest.fail("the batch never waited on the other transaction")
+                await other.commit()
+                return await batch
+
+    response = client.portal.call(race)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    outcomes = [item["outcome"] for item in body["items"]]
+    assert outcomes[7] == "existing" and outcomes.count("created") == len(items) - 1
+    other_id = _all(db, select(Case.id).where(Case.submitted_by == "other"))
+    assert [body["items"][7]["id"]] == other_id
+    assert len(_cases(db)) == len(items)
+
+
+def test_a_batch_waits_for_its_turn_before_its_body_is_read(client, auth, world):
+    """So the batches queued in a worker hold no parsed copy of their items: even a body that
+    does not parse is answered only once the batch ahead is done."""
+    headers = {**auth.headers("integration", source="monitor"), "Content-Type": "application/json"}
+
+    async def queued():
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            async with client.app.state.batch_gate:  # the batch ahead
+                answer = asyncio.ensure_future(
+                    http.post("/api/v1/incidents/batch", content=b"{not json", headers=headers)
+                )
+                done, _ = await asyncio.wait({answer}, timeout=0.5)
+                assert not done, "answered while another batch was in progress"
+            return await answer
+
+    response = client.portal.call(queued)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
