@@ -231,7 +231,7 @@ def _new_case(data: IncidentCreate | AppealCreate, now: datetime) -> dict[str, A
     incident = isinstance(data, IncidentCreate)
     source_id = "post_id" if incident else "number"  # an appeal's number is not the case's
     row = _NEW_CASE.copy()
-    for name, value in data:
+    for name, value in data.__dict__.items():  # the fields (no extras: Input forbids them)
         if name != source_id:
             row[name] = value.value if isinstance(value, enum.Enum) else value
     if incident:
