@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Row,
+    Select,
+    String,
+    TextClause,
+    bindparam,
+    func,
+    literal,
+    null,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy import (
+    Sequence as DbSequence,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.deps import Principal
@@ -40,7 +56,7 @@ from app.cases.schemas import (
 )
 from app.cases.workflow import TRANSITIONS, Action, target_status
 from app.core.config import Settings
-from app.core.db import savepoint
+from app.core.db import insert_rows, savepoint
 from app.core.errors import (
     Conflict,
     DomainError,
@@ -58,23 +74,58 @@ from app.core.types import utcnow
 from app.deadlines.service import due_after_interim, due_from, production_calendar, select_policy
 from app.privacy.service import reader_values, record_reads, records_reads
 from app.reference.models import Agency, Category, Territory
-from app.routing.engine import CaseFacts, RoutingDecision
-from app.routing.service import route, sector_of
+from app.routing.engine import CaseFacts, RoutingDecision, RuleSet, current_rules
+from app.routing.service import sector_of
 from app.stats.durations import elapsed
 
 SYSTEM_ACTOR = ("system:routing", "Маршрутизация", "system")
+_CASE_COLUMNS = tuple(Case.__table__.columns)  # every field of Case, for plain-row reads
 
 
 MAX_BATCH = 1000
 
+_CASES = Case.__table__
+_EVENTS = CaseEvent.__table__
+# Every column of a new case row, in table order (the bulk insert names them all).
+_CASE_NAMES = tuple(c.name for c in _CASES.columns)
+# What a new case holds before the request's fields, routing and the deadline fill it in.
+_NEW_CASE: dict[str, Any] = dict.fromkeys(_CASE_NAMES) | {
+    "version": 1,
+    "reopen_count": 0,
+    "missing_person": False,
+    "important": False,
+}
+# What a new case's events say (the case id and the time come from the case).
+_EVENT_FIELDS = tuple(
+    c.name for c in _EVENTS.columns if c.name not in ("id", "case_id", "created_at")
+)
+_EVENT_NAMES = ("case_id", *_EVENT_FIELDS, "created_at")
+_ACCESS_NAMES = ("case_id", "agency_id")
+# PostgreSQL's sequence behind case_file.id (a bigserial): new ids, and so numbers, up front.
+_CASE_IDS = DbSequence(f"{_CASES.name}_id_seq")
 
-@dataclass
+
+class Filed(NamedTuple):
+    """What a batch answers about each of its cases (BatchItem's fields)."""
+
+    id: int
+    number: str
+    status: str
+    priority: str
+    agency_id: int | None
+    due_at: datetime | None
+
+
+_FILED_COLUMNS = (*(_CASES.c[name] for name in Filed._fields), _CASES.c.external_id)
+
+
+@dataclass(slots=True)
 class Intake:
-    case: Case
+    case: Case | Row | Filed  # read() takes a Case or a row of _CASE_COLUMNS
     created: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class BatchOutcome:
     index: int
     intake: Intake | None = None
@@ -82,33 +133,59 @@ class BatchOutcome:
     same_as: int | None = None  # an earlier item of the same batch with the same source id
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What routing and the deadline policy make of every case with the same facts: the
+    columns they set, the case's events and the agencies given access. A batch computes one
+    per distinct set of facts, not per item."""
+
+    columns: dict[str, Any]
+    events: tuple[tuple[Any, ...], ...]  # rows of _EVENT_FIELDS
+    grants: tuple[int, ...]
+
+
+@dataclass(slots=True)
 class _Prepared:
-    case: Case
-    decision: RoutingDecision
-    steps: list[tuple[Principal | None, str, dict[str, Any]]] = field(default_factory=list)
-    grants: list[int] = field(default_factory=list)
+    row: dict[str, Any]  # the case_file row (id and number are set by the insert)
+    plan: _Plan
+
+
+@dataclass(slots=True)
+class _References:
+    """The categories (id -> active, parent) and territories (id -> active) a request names,
+    and the agencies (id -> active) routing may assign its cases to."""
+
+    categories: dict[int, tuple[bool, int | None]]
+    territories: dict[int, bool]
+    agencies: dict[int, bool]
+
+    def check(self, data: IncidentCreate | AppealCreate) -> int | None:
+        """As `resolve` would: a 422 naming the field for an unknown or inactive reference.
+        Returns the case's sector (its category's parent, or the category itself)."""
+        sector = None
+        if data.category_id is not None:
+            found = self.categories.get(data.category_id)
+            _check_reference("category_id", "category", data.category_id, found and found[0])
+            sector = found[1] or data.category_id
+        if data.territory_id is not None:
+            found = self.territories.get(data.territory_id)
+            _check_reference("territory_id", "territory", data.territory_id, found)
+        return sector
+
+
+def _check_reference(field: str, label: str, obj_id: int, active: bool | None) -> None:
+    if active is None:
+        raise InvalidReference(field, f"{field}: no {label} with id {obj_id}")
+    if not active:
+        raise InvalidReference(field, f"{field}: {label} {obj_id} is inactive")
 
 
 def _external_id(data: IncidentCreate | AppealCreate) -> str:
     return data.post_id if isinstance(data, IncidentCreate) else data.number
 
 
-def _facts(case: Case, sector_id: int | None) -> CaseFacts:
-    return CaseFacts(
-        kind=case.kind,
-        category_id=case.category_id,
-        sector_id=sector_id,
-        territory_id=case.territory_id,
-        source=case.network or case.channel,
-        text=case.text,
-        missing_person=case.missing_person,
-        important=case.important,
-    )
-
-
 @cache
-def _adapter(model: type) -> TypeAdapter:
+def _adapter(model: Any) -> TypeAdapter:
     return TypeAdapter(model)
 
 
@@ -130,9 +207,45 @@ _EVENT_DEFAULTS: dict[str, Any] = dict.fromkeys(
 ) | {"changes": None, "data": None}
 
 
+def _event_row(principal: Principal | None, action: str, **kw: Any) -> tuple[Any, ...]:
+    """An event of a new case, as a row of _EVENT_FIELDS."""
+    actor, name, role = _actor(principal)
+    values = _EVENT_DEFAULTS | kw
+    values.update(action=action, actor=actor, actor_name=name, actor_role=role)
+    return tuple(values[name] for name in _EVENT_FIELDS)
+
+
+def _number_prefix(kind: str, created_at: datetime) -> str:
+    return f"{'INC' if kind == CaseKind.incident else 'APL'}-{created_at.year}-"
+
+
 def _number(case: Case) -> str:
-    prefix = "INC" if case.kind == CaseKind.incident else "APL"
-    return f"{prefix}-{case.created_at.year}-{case.id:06d}"
+    return f"{_number_prefix(case.kind, case.created_at)}{case.id:06d}"
+
+
+def _new_case(data: IncidentCreate | AppealCreate, now: datetime) -> dict[str, Any]:
+    """The request's fields as a case_file row (plain values, as stored)."""
+    incident = isinstance(data, IncidentCreate)
+    source_id = "post_id" if incident else "number"  # an appeal's number is not the case's
+    row = _NEW_CASE.copy()
+    for name, value in data.__dict__.items():  # the fields (no extras: Input forbids them)
+        if name != source_id:
+            row[name] = value.value if isinstance(value, enum.Enum) else value
+    if incident:
+        row["post_url"] = str(data.post_url)
+        row["kind"] = CaseKind.incident.value
+        if data.missing_person:
+            row["priority"] = Priority.urgent.value
+        elif data.important:
+            row["priority"] = Priority.high.value
+    else:
+        row["attachment_urls"] = [str(url) for url in data.attachment_urls]
+        row["kind"] = CaseKind.appeal.value
+    row["priority"] = row["priority"] or Priority.normal.value
+    row["status"] = CaseStatus.new.value
+    row["external_id"] = _external_id(data)
+    row["created_at"] = row["updated_at"] = now
+    return row
 
 
 async def _category_and_sector(session, category_id: int | None, field: str = "category_id"):
@@ -142,38 +255,127 @@ async def _category_and_sector(session, category_id: int | None, field: str = "c
     return category, (category.parent_id or category.id)
 
 
+def _validate(
+    items: Sequence[Any], model: type, outcomes: list[BatchOutcome]
+) -> list[tuple[int, Any]]:
+    """The batch's items as `model`s, validated as one list (a third faster than one by one);
+    when some item is bad, item by item, each bad one with its own problem."""
+    try:
+        return list(enumerate(_adapter(list[model]).validate_python(items)))
+    except ValidationError:
+        pass
+    adapter = _adapter(model)
+    valid = []
+    for i, raw in enumerate(items):
+        try:
+            valid.append((i, adapter.validate_python(raw)))
+        except ValidationError as exc:
+            outcomes[i].problem = validation_problem(exc.errors(), ("body", "items", i))
+    return valid
+
+
+_REFERENCE_TABLES = {"category": Category, "territory": Territory, "agency": Agency}
+
+
+@cache
+def _references_query(kinds: tuple[str, ...]) -> Select:
+    """(table name, id, is_active, parent_id) of the rows named by the `<name>_ids` lists;
+    built once per combination of tables (a statement built per request costs more Python
+    than its round trip)."""
+    parts = []
+    for name in kinds:
+        table = _REFERENCE_TABLES[name].__table__
+        parent = table.c.parent_id if name == "category" else null()
+        ids = bindparam(f"{name}_ids", expanding=True)
+        parts.append(
+            select(literal(name), table.c.id, table.c.is_active, parent).where(table.c.id.in_(ids))
+        )
+    return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+@cache
+def _single_intake(dialect: str) -> TextClause:
+    """INSERT of one case that numbers it in the same statement (its id from the sequence, or
+    on SQLite the next rowid, which the statement's write lock keeps) and does nothing when its
+    (source system, external id) is taken: no savepoint, no UPDATE after. RETURNING the row as
+    stored, for the answer. On PostgreSQL the same statement writes the case's events and
+    access rows (given as JSON arrays: :events without case_id and created_at, which come from
+    the case; :grants), only if the case went in: one round trip for the whole intake.
+
+    Written out as text: SQLAlchemy never caches an INSERT … ON CONFLICT (its dialects' Insert
+    sets inherit_cache=False), and compiling this one anew took longer than the database took
+    to run it."""
+    # Built from the tables' own names, never from input (hence the noqa S608 below).
+    names = [n for n in _CASE_NAMES if n not in ("id", "number")]
+    if dialect == "postgresql":
+        new_id = f"SELECT nextval('{_CASE_IDS.name}') AS id"
+        digits = "CAST(n.id AS text)"  # {id:06d}: six digits at least (lpad alone cuts)
+        number = f"lpad({digits}, greatest(6, length({digits})), '0')"
+    else:
+        new_id = f"SELECT coalesce(max(id), 0) + 1 AS id FROM {_CASES.name}"  # noqa: S608
+        number = "printf('%06d', n.id)"
+    columns, values = ", ".join(names), ", ".join(f":{n}" for n in names)
+    case = (
+        f"INSERT INTO {_CASES.name} (id, number, {columns}) "  # noqa: S608
+        f"SELECT n.id, :number_prefix || {number}, {values} "
+        # SQLite reads ON CONFLICT right after a FROM as a join's ON: hence the WHERE.
+        f"FROM ({new_id}) AS n WHERE true "
+        "ON CONFLICT (source_system, external_id) DO NOTHING "
+        f"RETURNING {', '.join(_CASE_NAMES)}"
+    )
+    binds = [bindparam("number_prefix", type_=String)]
+    binds += [bindparam(n, type_=_CASES.c[n].type) for n in names]
+    if dialect == "postgresql":
+        events, access = _EVENTS.name, CaseAgency.__table__.name
+        fields = ", ".join(_EVENT_FIELDS)
+        sql = (
+            f"WITH c AS ({case}), "  # noqa: S608
+            f"e AS (INSERT INTO {events} (case_id, {fields}, created_at) "
+            f"SELECT c.id, {', '.join(f'e.{n}' for n in _EVENT_FIELDS)}, c.created_at "
+            f"FROM c, json_populate_recordset(CAST(NULL AS {events}), :events) AS e), "
+            f"g AS (INSERT INTO {access} (case_id, agency_id) SELECT c.id, g.agency_id "
+            f"FROM c, json_populate_recordset(CAST(NULL AS {access}), :grants) AS g) "
+            f"SELECT {', '.join(_CASE_NAMES)} FROM c"
+        )
+        binds += [bindparam("events", type_=JSON), bindparam("grants", type_=JSON)]
+    else:
+        sql = case
+    return text(sql).bindparams(*binds).columns(*_CASE_COLUMNS)
+
+
 class CaseService:
     def __init__(self, session: AsyncSession, settings: Settings, principal: Principal):
         self.session = session
         self.settings = settings
         self.principal = principal
-        self._pinned: list[Any] = []  # reference rows a batch keeps in the identity map
 
     # --- intake ------------------------------------------------------------------------------
     #
-    # A case is prepared in memory (references resolved, routed, deadline computed), inserted,
-    # and then given its number, events and access rows. A batch does each phase for all its
-    # items at once, so 1,000 items cost a handful of round trips, not thousands.
+    # A case is prepared in memory as a plain row (references checked, routed, deadline
+    # computed) and inserted with its number; then its events and access rows follow. Routing,
+    # the deadline policy and the events are worked out once per distinct set of facts, so a
+    # batch of 1,000 items costs a handful of statements and little more Python than a few
+    # single intakes. No ORM objects: a batch answers from the rows it wrote.
 
     async def submit(self, data: IncidentCreate | AppealCreate) -> Intake:
         source_system = self._source_system()
         external_id = _external_id(data)
-        existing = await self._by_external_id(source_system, [external_id])
-        if existing:
-            return Intake(existing[external_id], created=False)
-        await self._resolve_references(data)
-        [prepared] = await self._prepare([data], source_system)
+        rules = await current_rules(self.session)
         try:
-            async with savepoint(self.session):  # a racing duplicate loses only this
-                self.session.add(prepared.case)
-                await self.session.flush()
-        except IntegrityError:
+            refs = await self._references([data], rules)
+            refs.check(data)
+        except DomainError:
+            # The case filed before answers a repeat, whatever the repeat refers to.
             existing = await self._by_external_id(source_system, [external_id])
-            if not existing:
-                raise
+            if existing:
+                return Intake(existing[external_id], created=False)
+            raise
+        [prepared] = await self._prepare([data], source_system, rules, refs)
+        row = await self._file_one(prepared)
+        if row is None:  # filed before, or by a request racing this one (it waited for it)
+            existing = await self._by_external_id(source_system, [external_id])
             return Intake(existing[external_id], created=False)
-        await self._record_intake([prepared])
-        return Intake(prepared.case, created=True)
+        return Intake(row, created=True)
 
     async def submit_many(
         self, items: Sequence[Any], model: type[IncidentCreate] | type[AppealCreate]
@@ -186,18 +388,15 @@ class CaseService:
             )
         source_system = self._source_system()
         outcomes = [BatchOutcome(index=i) for i in range(len(items))]
-        adapter = _adapter(model)
-        valid: list[tuple[int, IncidentCreate | AppealCreate]] = []
-        for i, raw in enumerate(items):
-            try:
-                valid.append((i, adapter.validate_python(raw)))
-            except ValidationError as exc:
-                outcomes[i].problem = validation_problem(exc.errors(), ("body", "items", i))
+        valid = _validate(items, model, outcomes)
 
-        existing = await self._by_external_id(source_system, [_external_id(d) for _, d in valid])
-        await self._prefetch(valid)
+        existing = await self._by_external_id(
+            source_system, [_external_id(d) for _, d in valid], _FILED_COLUMNS
+        )
+        rules = await current_rules(self.session)
+        refs = await self._references([d for _, d in valid], rules)
         first: dict[str, int] = {}  # external id -> index of its first item in this batch
-        todo: list[tuple[int, IncidentCreate | AppealCreate]] = []
+        todo: list[IncidentCreate | AppealCreate] = []
         for i, data in valid:
             external_id = _external_id(data)
             if external_id in existing:
@@ -206,26 +405,31 @@ class CaseService:
                 outcomes[i].same_as = first[external_id]
             else:
                 try:
-                    await self._resolve_references(data)  # from the identity map: no query
+                    refs.check(data)
                 except DomainError as exc:
                     outcomes[i].problem = domain_problem(exc)
                     continue
                 first[external_id] = i
-                todo.append((i, data))
+                todo.append(data)
+        del valid, existing
 
-        prepared = await self._prepare([d for _, d in todo], source_system)
+        # From here on the rows are the batch: the validated items go (memory).
+        prepared = await self._prepare(todo, source_system, rules, refs)
+        del todo
         try:
             async with savepoint(self.session):
-                self.session.add_all([p.case for p in prepared])
-                await self.session.flush()
+                await self._insert_many(prepared)
         except IntegrityError:
             # Another request took one of these source ids meanwhile (rare): one by one.
-            for i, data in todo:
-                outcomes[i].intake = await self.submit(data)
+            adapter = _adapter(model)
+            for i in first.values():
+                outcomes[i].intake = await self.submit(adapter.validate_python(items[i]))
         else:
             await self._record_intake(prepared)
-            for (i, _), p in zip(todo, prepared, strict=True):
-                outcomes[i].intake = Intake(p.case, created=True)
+            for i, p in zip(first.values(), prepared, strict=True):
+                row = p.row
+                filed = Filed(*(row[name] for name in Filed._fields))
+                outcomes[i].intake = Intake(filed, created=True)
         for outcome in outcomes:
             if outcome.same_as is not None:
                 outcome.intake = Intake(outcomes[outcome.same_as].intake.case, created=False)
@@ -234,125 +438,212 @@ class CaseService:
     def _source_system(self) -> str:
         return self.principal.source_system or "operator"
 
-    async def _by_external_id(self, source_system: str, external_ids: list[str]) -> dict:
+    async def _by_external_id(
+        self, source_system: str, external_ids: list[str], columns: Sequence[Any] = _CASE_COLUMNS
+    ) -> dict[str, Row]:
+        """The cases already filed under these source ids: rows of `columns` (every column of
+        the case, for an answer in full; or a batch's few, _FILED_COLUMNS)."""
         if not external_ids:
             return {}
-        stmt = select(Case).where(
-            Case.source_system == source_system, Case.external_id.in_(set(external_ids))
+        stmt = select(*columns).where(
+            _CASES.c.source_system == source_system, _CASES.c.external_id.in_(set(external_ids))
         )
-        return {c.external_id: c for c in (await self.session.execute(stmt)).scalars()}
+        return {row.external_id: row for row in await self.session.execute(stmt)}
 
-    async def _prefetch(self, items: list[tuple[int, Any]]) -> None:
-        """Load the categories (with their sectors) and territories a batch refers to, once.
-        Held here, they stay in the session's (weak) identity map, so the per-item lookups
-        (`resolve`, `sector_of`) cost no query."""
-        for model, attr in ((Category, "category_id"), (Territory, "territory_id")):
-            ids = {getattr(d, attr) for _, d in items} - {None}
-            ids = {i for i in ids if 1 <= i <= MAX_ID}
-            if ids:
-                rows = await self.session.execute(select(model).where(model.id.in_(ids)))
-                self._pinned.extend(rows.scalars())
-        parents = {c.parent_id for c in self._pinned if isinstance(c, Category)} - {None}
-        if parents:
-            rows = await self.session.execute(select(Category).where(Category.id.in_(parents)))
-            self._pinned.extend(rows.scalars())
+    async def _references(self, items: Sequence[Any], rules: RuleSet) -> _References:
+        """The categories and territories the items name, and the agencies the rules may
+        route them to, in one query (a batch's too)."""
+        found = _References({}, {}, {})
+        wanted = {
+            "category": {d.category_id for d in items},
+            "territory": {d.territory_id for d in items},
+            "agency": rules.agencies(d.territory_id for d in items),
+        }
+        params = {
+            f"{name}_ids": [i for i in ids if i is not None and 1 <= i <= MAX_ID]  # else no row
+            for name, ids in wanted.items()
+        }
+        kinds = tuple(name for name in wanted if params[f"{name}_ids"])
+        if not kinds:
+            return found
+        for name, obj_id, active, parent in await self.session.execute(
+            _references_query(kinds), {f"{name}_ids": params[f"{name}_ids"] for name in kinds}
+        ):
+            if name == "category":
+                found.categories[obj_id] = (bool(active), parent)
+            elif name == "territory":
+                found.territories[obj_id] = bool(active)
+            else:
+                found.agencies[obj_id] = bool(active)
+        return found
 
-    async def _resolve_references(self, data: IncidentCreate | AppealCreate) -> None:
-        category, _ = await _category_and_sector(self.session, data.category_id)
-        territory = await resolve(self.session, Territory, data.territory_id, "territory_id")
-        # Held for the request: the identity map is weak, and routing (sector_of) and the
-        # deadline policy look the category up again — from the map, not the database.
-        self._pinned.extend(r for r in (category, territory) if r is not None)
-
-    async def _prepare(self, items: list[Any], source_system: str) -> list[_Prepared]:
-        """New cases, routed and (where a rule names an agency) assigned, not yet inserted."""
-        prepared = []
+    async def _prepare(
+        self, items: list[Any], source_system: str, rules: RuleSet, refs: _References
+    ) -> list[_Prepared]:
+        """New cases as rows, routed and (where a rule names an active agency) assigned, not
+        yet inserted. All get the same registration time: they arrive in one request."""
+        if not items:
+            return []
+        now = utcnow()
+        routed = []
         for data in items:
-            incident = isinstance(data, IncidentCreate)
-            fields = data.model_dump(mode="json", exclude={"post_id", "number"})
-            if incident:
-                fields["published_at"] = data.published_at
-            case = Case(
-                **fields,
-                kind=CaseKind.incident if incident else CaseKind.appeal,
-                status=CaseStatus.new,
-                priority=Priority.normal,
-                source_system=source_system,
-                external_id=_external_id(data),
-                submitted_by=self.principal.subject,
+            row = _new_case(data, now)
+            row["source_system"] = source_system
+            row["submitted_by"] = self.principal.subject
+            sector_id = refs.check(data)
+            facts = CaseFacts(
+                kind=row["kind"],
+                category_id=row["category_id"],
+                sector_id=sector_id,
+                territory_id=row["territory_id"],
+                source=row["network"] or row["channel"],
+                text=row["text"],
+                missing_person=row["missing_person"],
+                important=row["important"],
             )
-            if incident and data.missing_person:
-                case.priority = Priority.urgent
-            elif incident and data.important:
-                case.priority = Priority.high
-            sector_id = await sector_of(self.session, case.category_id)
-            decision = await route(self.session, _facts(case, sector_id))
-            prepared.append(_Prepared(case, decision))
+            routed.append((row, sector_id, rules.evaluate(facts, explain=False)))
 
-        agency_ids = {p.decision.agency_id for p in prepared} - {None}
-        agencies: dict[int, Agency] = {}
-        if agency_ids:
-            rows = await self.session.execute(select(Agency).where(Agency.id.in_(agency_ids)))
-            agencies = {a.id: a for a in rows.scalars()}
-        for p in prepared:
-            case, decision = p.case, p.decision
-            p.steps.append((self.principal, "create", {"to_status": CaseStatus.new}))
-            case.routing_reason = decision.reason
-            case.routing_rule_id = decision.rule_id
-            if decision.priority:
-                case.priority = decision.priority
-            case.deadline_policy_id = decision.deadline_policy_id
-            if decision.notify_agency_ids:
-                p.grants.extend(decision.notify_agency_ids)
-                notified = {"agency_ids": list(decision.notify_agency_ids)}
-                p.steps.append((None, "notify", {"data": notified, "comment": decision.reason}))
-            if decision.agency_id is None:
-                continue
-            agency = agencies.get(decision.agency_id)
-            if agency is None or not agency.is_active:
-                case.routing_reason = (
-                    f"{decision.reason}; agency {decision.agency_id} is inactive, left for triage"
-                )
-                continue
-            step = await self._apply_assignment(case, agency.id, registered_at=case.created_at)
-            step.update(reason="routing", comment=decision.reason)
-            p.steps.append((None, "assign", step))
-            p.grants.append(agency.id)
+        active = refs.agencies
+        unknown = {decision.agency_id for _, _, decision in routed} - {None} - active.keys()
+        if unknown:  # not among the rules' agencies loaded with the references: cannot be
+            table = Agency.__table__
+            stmt = select(table.c.id, table.c.is_active).where(table.c.id.in_(unknown))
+            active |= {agency_id: bool(on) for agency_id, on in await self.session.execute(stmt)}
+        plans: dict[tuple, _Plan] = {}
+        prepared = []
+        for row, sector_id, d in routed:
+            key = (
+                d.rule_id,
+                d.agency_id,
+                d.priority,
+                d.deadline_policy_id,
+                d.notify_agency_ids,
+                d.reason,
+                row["kind"],
+                row["legal_regime"],
+                row["priority"],
+                sector_id,
+            )
+            plan = plans.get(key)
+            if plan is None:
+                plan = plans[key] = await self._plan(d, row, sector_id, active, now)
+            row.update(plan.columns)
+            prepared.append(_Prepared(row, plan))
         return prepared
 
-    async def _record_intake(self, prepared: list[_Prepared]) -> None:
-        """Numbers, events and access rows of freshly inserted cases, in bulk."""
+    async def _plan(
+        self,
+        decision: RoutingDecision,
+        case: dict[str, Any],
+        sector_id: int | None,
+        active: dict[int, bool],
+        now: datetime,
+    ) -> _Plan:
+        """Routing's decision applied to a new case: reason, priority, policy, and (when its
+        agency is active) the assignment with its deadline; the events that record it."""
+        columns: dict[str, Any] = {
+            "routing_reason": decision.reason,
+            "routing_rule_id": decision.rule_id,
+            "priority": decision.priority or case["priority"],
+            "deadline_policy_id": decision.deadline_policy_id,
+        }
+        events = [_event_row(self.principal, "create", to_status=CaseStatus.new.value)]
+        grants = list(decision.notify_agency_ids)
+        if grants:
+            notified = {"agency_ids": grants.copy()}
+            events.append(_event_row(None, "notify", data=notified, comment=decision.reason))
+        agency_id = decision.agency_id
+        if agency_id is not None and not active.get(agency_id):
+            columns["routing_reason"] = (
+                f"{decision.reason}; agency {agency_id} is inactive, left for triage"
+            )
+        elif agency_id is not None:
+            policy = await select_policy(
+                self.session,
+                kind=case["kind"],
+                legal_regime=case["legal_regime"],
+                priority=columns["priority"],
+                sector_id=sector_id,
+                policy_id=columns["deadline_policy_id"],
+            )
+            due_at = None
+            if policy is not None:
+                calendar = await production_calendar(self.session, self.settings)
+                columns["deadline_policy_id"] = policy.id
+                due_at = due_from(calendar, policy, registered_at=now, now=now)
+            columns.update(
+                status=CaseStatus.assigned.value,
+                agency_id=agency_id,
+                assigned_at=now,
+                due_at=due_at,
+            )
+            events.append(
+                _event_row(
+                    None,
+                    "assign",
+                    from_status=CaseStatus.new.value,
+                    to_status=CaseStatus.assigned.value,
+                    from_agency_id=None,
+                    to_agency_id=agency_id,
+                    data={"due_at": due_at.isoformat() if due_at else None},
+                    reason="routing",
+                    comment=decision.reason,
+                )
+            )
+            grants.append(agency_id)
+        return _Plan(columns, tuple(events), tuple(dict.fromkeys(grants)))
+
+    async def _file_one(self, prepared: _Prepared) -> Row | None:
+        """The case inserted and numbered, with its events and access rows: its row as stored,
+        or None (and nothing written) when its source id is taken. PostgreSQL does it all in
+        one statement, and waits for a racing request's transaction before deciding."""
+        row = prepared.row
+        dialect = self.session.bind.dialect.name
+        params = {name: row[name] for name in _CASE_NAMES if name not in ("id", "number")}
+        params["number_prefix"] = _number_prefix(row["kind"], row["created_at"])
+        if dialect == "postgresql":
+            params["events"] = [
+                dict(zip(_EVENT_FIELDS, event, strict=True)) for event in prepared.plan.events
+            ]
+            params["grants"] = [{"agency_id": agency_id} for agency_id in prepared.plan.grants]
+        stored = (await self.session.execute(_single_intake(dialect), params)).first()
+        if stored is None:
+            return None
+        row["id"], row["number"] = stored.id, stored.number
+        if dialect != "postgresql":
+            await self._record_intake([prepared])
+        return stored
+
+    async def _insert_many(self, prepared: list[_Prepared]) -> None:
+        """Ids drawn for all the cases first, so each row goes in with its number, in bulk.
+        Inside a savepoint: on SQLite that holds the write lock the ids depend on."""
         if not prepared:
             return
-        table = Case.__table__
-        numbers = [{"b_id": p.case.id, "b_number": _number(p.case)} for p in prepared]
-        set_number = update(table).where(table.c.id == bindparam("b_id"))
-        await self.session.execute(set_number.values(number=bindparam("b_number")), numbers)
-        # Plain rows, not ORM objects (a tenth of the cost for a batch); the outbox trigger on
-        # case_event sees them like any other insert.
-        now = utcnow()
-        events: list[dict[str, Any]] = []
-        grants: list[dict[str, Any]] = []
-        for p, n in zip(prepared, numbers, strict=True):
-            set_committed_value(p.case, "number", n["b_number"])
-            for who, action, kw in p.steps:
-                actor, name, role = _actor(who)
-                events.append(
-                    {
-                        **_EVENT_DEFAULTS,
-                        **kw,
-                        "case_id": p.case.id,
-                        "action": action,
-                        "actor": actor,
-                        "actor_name": name,
-                        "actor_role": role,
-                        "created_at": now,
-                    }
-                )
-            grants.extend({"case_id": p.case.id, "agency_id": a} for a in dict.fromkeys(p.grants))
-        await self.session.execute(insert(CaseEvent.__table__), events)
-        if grants:
-            await self.session.execute(insert(CaseAgency.__table__), grants)
+        if self.session.bind.dialect.name == "postgresql":
+            series = func.generate_series(1, len(prepared))
+            stmt = select(_CASE_IDS.next_value()).select_from(series)
+            ids = list((await self.session.execute(stmt)).scalars())
+        else:
+            last = await self.session.execute(select(func.coalesce(func.max(_CASES.c.id), 0)))
+            start = last.scalar_one() + 1
+            ids = list(range(start, start + len(prepared)))
+        rows = []
+        for p, case_id in zip(prepared, ids, strict=True):
+            row = p.row
+            row["id"] = case_id
+            row["number"] = f"{_number_prefix(row['kind'], row['created_at'])}{case_id:06d}"
+            rows.append(tuple(row[name] for name in _CASE_NAMES))
+        await insert_rows(self.session, _CASES, _CASE_NAMES, rows)
+
+    async def _record_intake(self, prepared: list[_Prepared]) -> None:
+        """Events and access rows of freshly inserted cases, in bulk (the outbox trigger on
+        case_event sees them like any other insert)."""
+        events = [
+            (p.row["id"], *event, p.row["created_at"]) for p in prepared for event in p.plan.events
+        ]
+        grants = [(p.row["id"], agency_id) for p in prepared for agency_id in p.plan.grants]
+        await insert_rows(self.session, _EVENTS, _EVENT_NAMES, events)
+        await insert_rows(self.session, CaseAgency.__table__, _ACCESS_NAMES, grants)
 
     # --- reads -------------------------------------------------------------------------------
 

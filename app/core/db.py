@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import JSON, Table, event, insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -75,6 +77,46 @@ async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
             await connection.exec_driver_sql("BEGIN IMMEDIATE")
     async with session.begin_nested():
         yield
+
+
+# Fewer rows than this go in as an INSERT: COPY costs a round trip more, and wins only in bulk.
+COPY_MIN_ROWS = 32
+
+
+async def insert_rows(
+    session: AsyncSession, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Plain rows (tuples of `columns`, values as the ORM takes them) added in one go: on
+    PostgreSQL with COPY when there are many, about ten times faster than INSERTs for a batch
+    (triggers fire and constraints hold as for an INSERT; a violation is an IntegrityError,
+    as it would be from an INSERT), else one executemany. COPY goes through the driver, past
+    SQLAlchemy, so its events (`before_cursor_execute`) do not see it."""
+    if not rows:
+        return
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
+        await session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    from asyncpg.exceptions import IntegrityConstraintViolationError
+
+    json_at = [i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
+    if json_at:
+        # The driver takes JSON as text, as SQLAlchemy hands it over; and like SQLAlchemy's
+        # JSON type (none_as_null=False), None is stored as JSON null.
+        def as_text(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            values = list(row)
+            for i in json_at:
+                values[i] = orjson.dumps(values[i]).decode()
+            return tuple(values)
+
+        records = map(as_text, rows)
+    else:
+        records = iter(rows)
+    driver = (await connection.get_raw_connection()).driver_connection
+    try:
+        await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
+    except IntegrityConstraintViolationError as exc:
+        raise IntegrityError(f"COPY {table.name}", None, exc) from exc
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -131,13 +131,20 @@ class Idempotency:
         self.record = record
         return None
 
-    def remember(self, response: Response, status_code: int, result: BaseModel | Any) -> None:
-        """Store what the client is about to receive (in the same transaction as the work)."""
+    def remember(
+        self, response: Response, status_code: int, result: BaseModel | bytes | Any
+    ) -> None:
+        """Store what the client is about to receive (in the same transaction as the work):
+        a model, plain data, or the JSON body already written."""
         if self.record is None:
             return
-        content = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+        if isinstance(result, bytes):
+            body = result.decode()
+        else:
+            content = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+            body = orjson.dumps(content).decode()
         self.record.status_code = response.status_code or status_code
-        self.record.response_body = orjson.dumps(content).decode()
+        self.record.response_body = body
         self.record.response_headers = {
             h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers
         }

@@ -26,6 +26,7 @@ from app.routing.text import KeywordMatcher, stems
 NO_MATCH = "No rule matched"
 REFRESH_SECONDS = 2.0  # how stale another worker process's view of the rules may get
 _LIST_SHOWN = 5
+_MEMO_LIMIT = 4096  # remembered decisions (and territories' candidate rules) per rule set
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,15 @@ class _Applied:
 
 class RuleSet:
     """Compiled and immutable: rules sorted by (position, id), keyword matchers built once.
-    Safe to share between concurrent evaluations."""
+    Safe to share between concurrent evaluations.
 
-    __slots__ = ("_categories", "_rules", "_territories")
+    The intake's evaluation (`explain=False`) looks only at the enabled rules that can match
+    the case's territory (most rules of a region name one), and remembers its decisions: when
+    none of those rules has keywords, the decision depends on the facts other than the text,
+    which a batch repeats a thousand times over. The memos only grow within `_MEMO_LIMIT`
+    entries and go with the rule set when the rules change."""
+
+    __slots__ = ("_by_territory", "_categories", "_decisions", "_rules", "_territories")
 
     def __init__(
         self,
@@ -137,6 +144,9 @@ class RuleSet:
         self._rules: tuple[_Rule, ...] = tuple(compiled)
         self._categories = dict(category_labels or {})
         self._territories = dict(territory_labels or {})
+        # territory id -> (the enabled rules that may match there, whether any has keywords)
+        self._by_territory: dict[int | None, tuple[tuple[_Rule, ...], bool]] = {}
+        self._decisions: dict[tuple, RoutingDecision] = {}
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -242,9 +252,58 @@ class RuleSet:
             return False
         return not rule.matcher or rule.matcher.matches_stems(text_stems()) is not None
 
+    def _candidates(self, territory_id: int | None) -> tuple[tuple[_Rule, ...], bool]:
+        found = self._by_territory.get(territory_id)
+        if found is None:
+            rules = tuple(
+                r
+                for r in self._rules
+                if r.enabled and (not r.territory_ids or territory_id in r.territory_ids)
+            )
+            found = (rules, any(r.matcher for r in rules))
+            if len(self._by_territory) < _MEMO_LIMIT:
+                self._by_territory[territory_id] = found
+        return found
+
+    def agencies(self, territory_ids: Iterable[int | None]) -> set[int]:
+        """Every agency a rule may assign a case of these territories to: the intake loads
+        their state with its other references, before routing decides."""
+        return {
+            rule.agency_id
+            for territory_id in set(territory_ids)
+            for rule in self._candidates(territory_id)[0]
+            if rule.agency_id is not None
+        }
+
     def evaluate(self, facts: CaseFacts, *, explain: bool = True) -> RoutingDecision:
         """The decision for a case. With `explain`, every rule's check and why (dry-run);
-        without, only the matching rules are explained (in the decision's reason)."""
+        without, only the matching rules are explained (in the decision's reason), and the
+        decision's checks list only the rules that matched."""
+        if explain:
+            return self._evaluate(self._rules, facts, explain=True)
+        rules, textual = self._candidates(facts.territory_id)
+        if textual:
+            return self._evaluate(rules, facts, explain=False)
+        key = (
+            facts.kind,
+            facts.category_id,
+            facts.sector_id,
+            facts.territory_id,
+            facts.source,
+            bool(facts.missing_person),
+            bool(facts.important),
+        )
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._evaluate(rules, facts, explain=False)
+            if len(self._decisions) >= _MEMO_LIMIT:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
+
+    def _evaluate(
+        self, rules: tuple[_Rule, ...], facts: CaseFacts, *, explain: bool
+    ) -> RoutingDecision:
         stemmed: list[frozenset[str]] = []
 
         def text_stems() -> frozenset[str]:
@@ -260,8 +319,10 @@ class RuleSet:
         notify: dict[int, None] = {}
         stopped_by: _Rule | None = None
 
-        for rule in self._rules:
+        for rule in rules:
             if stopped_by is not None:
+                if not explain:
+                    break
                 reason = f"not evaluated: rule {stopped_by.id} matched and stops evaluation"
                 checks.append(RuleCheck(rule.id, rule.name, False, (reason,), rule.position))
                 continue

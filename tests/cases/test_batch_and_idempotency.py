@@ -6,7 +6,8 @@ import asyncio
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import event, select, update
+import pytest
+from sqlalchemy import event, insert, select, text, update
 
 from app.cases.models import Case, CaseEvent
 from app.core.idempotency import IdempotencyRecord
@@ -378,3 +379,190 @@ def test_one_incident_reads_its_category_and_territory_once(client, auth, db, wo
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert sum("FROM category" in s for s in reads) == 1, reads
     assert sum("FROM territory" in s for s in reads) == 1, reads
+
+
+# --- the write path: what a batch writes, in how many statements --------------------------------
+
+
+def test_a_large_batch_writes_numbers_events_outbox_and_access_like_single_intakes(
+    client, auth, db, world
+):
+    """More than COPY_MIN_ROWS cases: PostgreSQL takes them by COPY, triggers included."""
+    from app.cases.models import CaseAgency
+    from app.core.db import COPY_MIN_ROWS
+    from app.webhooks.models import WebhookEvent
+
+    rule(db, name="Пропавшие", position=1, missing_person=True, stop=False,
+         notify_agency_ids=[world.lizaalert.id])  # fmt: skip
+    rule(db, name="Дороги", category_ids=[world.roads.id], agency_id=world.adm_sochi.id)
+    headers = auth.headers("integration", source="monitor")
+    size = COPY_MIN_ROWS + 8
+    items = [
+        incident(n=f"big{i}", category_id=world.potholes.id, missing_person=i % 4 == 0)
+        for i in range(size)
+    ]
+    response = client.post("/api/v1/incidents/batch", json={"items": items}, headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["created"] == size
+    ids = [item["id"] for item in body["items"]]
+    assert len(set(ids)) == size
+    cases = {c.id: c for c in _cases(db)}
+    for item in body["items"]:
+        case = cases[item["id"]]
+        assert case.number == item["number"] == f"INC-{case.created_at.year}-{case.id:06d}"
+        assert (case.status, case.agency_id) == ("assigned", world.adm_sochi.id)
+        assert case.due_at is not None and case.routing_reason.startswith("Rule")
+        assert case.attachment_urls is None and case.post_url == "https://vk.com/wall-1_2"
+    urgent = ids[0]
+    assert _events(db, urgent) == ["create", "notify", "assign"]
+    assert _events(db, ids[1]) == ["create", "assign"]
+    outbox = _all(db, select(WebhookEvent.event_type).where(WebhookEvent.case_id == urgent))
+    assert sorted(outbox) == ["case.assigned", "case.created"]
+    access = _all(db, select(CaseAgency.agency_id).where(CaseAgency.case_id == urgent))
+    assert sorted(access) == sorted([world.lizaalert.id, world.adm_sochi.id])
+    data = _all(db, select(CaseEvent.data).where(CaseEvent.case_id == urgent))
+    assert data[1] == {"agency_ids": [world.lizaalert.id]} and data[0] is None
+
+
+def test_the_batch_answer_is_what_its_response_model_would_write(client, auth, db, world):
+    from app.cases.schemas import BatchResult
+
+    rule(db, name="Дороги", category_ids=[world.roads.id], agency_id=world.adm_sochi.id)
+    headers = auth.headers("integration", source="monitor")
+    old = incident(n="old", category_id=world.potholes.id)
+    client.post("/api/v1/incidents", json=old, headers=headers)
+    items = [incident(n="new", category_id=world.potholes.id), old, {"x": 1}]
+    response = client.post("/api/v1/incidents/batch", json={"items": items}, headers=headers)
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert [i["outcome"] for i in body["items"]] == ["created", "existing", "failed"]
+    assert BatchResult.model_validate(body).model_dump(mode="json") == body
+    assert body["items"][1]["due_at"].endswith("Z")  # UTC as pydantic writes it
+
+
+def test_a_batch_is_a_fixed_handful_of_statements(client, auth, db, world, monkeypatch):
+    """Whatever its size: the source ids taken, the references, the ids, and one bulk insert
+    per table (COPY on PostgreSQL, counted through the driver)."""
+    import asyncpg
+
+    rule(db, name="Дороги", category_ids=[world.roads.id], agency_id=world.adm_sochi.id)
+    headers = auth.headers("integration", source="monitor")
+    copies: list[str] = []
+    copy = asyncpg.Connection.copy_records_to_table
+
+    async def counted(self, table_name, **kw):
+        copies.append(table_name)
+        return await copy(self, table_name, **kw)
+
+    monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", counted)
+    warm = [incident(n=f"w{i}", category_id=world.potholes.id) for i in range(3)]
+    client.post("/api/v1/incidents/batch", json={"items": warm}, headers=headers)
+    items = [incident(n=f"s{i}", category_id=world.potholes.id) for i in range(100)]
+    url = "/api/v1/incidents/batch"
+    response, statements = _statements(
+        client, lambda: client.post(url, json={"items": items}, headers=headers)
+    )
+    assert response.json()["created"] == 100
+    cached = (  # the per-process caches' occasional checks and reloads
+        "FROM routing_rule",
+        "FROM deadline_policy",
+        "FROM calendar_exception",
+        "FROM api_client",
+        "category.code",
+    )
+    work = [" ".join(s.split())[:40] for s in statements if not any(t in s for t in cached)]
+    if db.dialect == "postgresql":
+        assert work == [
+            "SELECT case_file.id, case_file.number, c",  # the source ids already filed
+            "SELECT $1::VARCHAR AS anon_1, category.i",  # categories, territories, agencies
+            "SAVEPOINT sa_savepoint_1",
+            "SELECT nextval('case_file_id_seq') AS ne",  # 100 ids, so 100 numbers
+            "RELEASE SAVEPOINT sa_savepoint_1",
+        ], work
+        assert copies == ["case_file", "case_event", "case_agency"]
+    else:
+        assert [s for s in work if not s.startswith("INSERT")] == [
+            "SELECT case_file.id, case_file.number, c",
+            "SELECT ? AS anon_1, category.id, categor",
+            "BEGIN IMMEDIATE",  # the write lock the ids depend on
+            "SAVEPOINT sa_savepoint_1",
+            "SELECT coalesce(max(case_file.id), ?) AS",
+            "RELEASE SAVEPOINT sa_savepoint_1",
+        ], work
+        assert len(work) == 9  # and an INSERT (executemany) per table
+
+
+def test_a_source_id_taken_while_a_large_batch_copies_falls_back_item_by_item(
+    client, auth, db, world
+):
+    """Another transaction holds one of the batch's source ids, uncommitted: the batch does
+    not see it, its COPY waits on the unique index, and fails once that commits; the batch
+    then files its items one by one, and the taken one is `existing`."""
+    from app.core.db import COPY_MIN_ROWS
+
+    if db.dialect != "postgresql":
+        pytest.skip("COPY (and waiting on another transaction's row) is PostgreSQL's")
+    headers = auth.headers("integration", source="monitor")
+    items = [incident(n=f"copy{i}") for i in range(COPY_MIN_ROWS + 1)]
+    engine = client.app.state.engine
+    now = utcnow()
+    taken = {
+        "kind": "incident", "status": "new", "priority": "normal", "version": 1,
+        "source_system": "monitor", "external_id": "post-copy7", "submitted_by": "other",
+        "text": "Та же запись, из другого запроса", "missing_person": False,
+        "important": False, "reopen_count": 0, "created_at": now, "updated_at": now,
+    }  # fmt: skip
+
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+
+    async def race():
+        async with engine.connect() as other:
+            await other.execute(insert(Case.__table__).values(**taken))
+            transport = httpx.ASGITransport(app=client.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                batch = asyncio.ensure_future(
+                    http.post("/api/v1/incidents/batch", json={"items": items}, headers=headers)
+                )
+                async with engine.connect() as watch:  # until the batch waits on our row
+                    for _ in range(3000):
+                        if (await watch.execute(waiting)).scalar_one():
+                            break
+                        await asyncio.sleep(0.01)
+                    else:
+                        pytest.fail("the batch never waited on the other transaction")
+                await other.commit()
+                return await batch
+
+    response = client.portal.call(race)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    outcomes = [item["outcome"] for item in body["items"]]
+    assert outcomes[7] == "existing" and outcomes.count("created") == len(items) - 1
+    other_id = _all(db, select(Case.id).where(Case.submitted_by == "other"))
+    assert [body["items"][7]["id"]] == other_id
+    assert len(_cases(db)) == len(items)
+
+
+def test_a_batch_waits_for_its_turn_before_its_body_is_read(client, auth, world):
+    """So the batches queued in a worker hold no parsed copy of their items: even a body that
+    does not parse is answered only once the batch ahead is done."""
+    headers = {**auth.headers("integration", source="monitor"), "Content-Type": "application/json"}
+
+    async def queued():
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            async with client.app.state.batch_gate:  # the batch ahead
+                answer = asyncio.ensure_future(
+                    http.post("/api/v1/incidents/batch", content=b"{not json", headers=headers)
+                )
+                done, _ = await asyncio.wait({answer}, timeout=0.5)
+                assert not done, "answered while another batch was in progress"
+            return await answer
+
+    response = client.portal.call(queued)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"

@@ -145,3 +145,96 @@ def test_only_submitters_may_submit(client, auth, world):
         response = client.post("/api/v1/incidents", json=incident(), headers=auth.headers(role))
         _problem(response, 403)
     _problem(client.post("/api/v1/incidents", json=incident()), 401)
+
+
+def test_a_create_is_one_query_and_one_insert_on_postgresql(client, auth, db, world):
+    """References (with the agencies routing may pick) in one query; the case, its number,
+    events and access rows in one statement on PostgreSQL (four on SQLite). No savepoint, no
+    UPDATE for the number, no lookup of the source id first."""
+    from sqlalchemy import event
+
+    rule(db, category_ids=[world.roads.id], agency_id=world.adm_krasnodar.id)
+    rule(db, name="Пропавшие", position=1, missing_person=True, stop=False,
+         notify_agency_ids=[world.lizaalert.id])  # fmt: skip
+    headers = auth.headers("integration", source="incident-management")
+    client.post("/api/v1/incidents", json=incident(n="warm"), headers=headers)
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        seen.append(" ".join(statement.split()))
+
+    engine = client.app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        body = incident(category_id=world.potholes.id, missing_person=True)
+        response = client.post("/api/v1/incidents", json=body, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 201, response.text
+    case = response.json()
+    assert case["agency_id"] == world.adm_krasnodar.id and case["priority"] == "urgent"
+    assert case["number"] == f"INC-{case['created_at'][:4]}-{case['id']:06d}"
+    cached = (  # the per-process caches' occasional checks and reloads
+        "FROM routing_rule",
+        "FROM deadline_policy",
+        "FROM calendar_exception",
+        "FROM api_client",
+        "category.code",
+    )
+    work = [s for s in seen if not any(t in s for t in cached)]
+    if db.dialect == "postgresql":
+        assert [s[:25] for s in work] == ["SELECT $1::VARCHAR AS ano", "WITH c AS (INSERT INTO ca"]
+    else:
+        assert [s.split(" (")[0] for s in work[1:]] == [
+            "INSERT INTO case_file",
+            "INSERT INTO case_event",
+            "INSERT INTO case_agency",
+        ], work
+    events = client.get(f"/api/v1/cases/{case['id']}/events", headers=headers).json()
+    assert [e["action"] for e in events] == ["create", "notify", "assign"]
+    assert events[1]["data"] == {"agency_ids": [world.lizaalert.id]}
+    assert events[2]["data"]["due_at"] is not None and events[2]["reason"] == "routing"
+    assert {e["created_at"] for e in events} == {case["created_at"]}
+    partner = auth.headers("agency", agency_id=world.lizaalert.id)
+    assert client.get(f"/api/v1/cases/{case['id']}", headers=partner).status_code == 200
+
+
+def test_a_repeat_with_a_bad_reference_still_answers_the_case_filed(client, auth, world):
+    headers = auth.headers("integration", source="monitor")
+    first = client.post("/api/v1/incidents", json=incident(n=7), headers=headers)
+    again = client.post(
+        "/api/v1/incidents", json=incident(n=7, territory_id=999_999), headers=headers
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    fresh = client.post(
+        "/api/v1/incidents", json=incident(n=8, territory_id=999_999), headers=headers
+    )
+    assert fresh.status_code == 422 and "territory_id" in fresh.text
+
+
+def test_numbers_keep_six_digits_at_least(client, auth, db, world):
+    """{id:06d}: padded below a million, whole above it (PostgreSQL's lpad alone would cut)."""
+    from sqlalchemy import text
+
+    from app.cases.models import Case
+
+    headers = auth.headers("integration", source="monitor")
+    small = client.post("/api/v1/incidents", json=incident(n=1), headers=headers).json()
+    assert small["number"].endswith(f"-{small['id']:06d}")
+    if db.dialect == "postgresql":
+        db.run(lambda s: s.execute(text("SELECT setval('case_file_id_seq', 12345677)")))
+    else:  # SQLite's next rowid is one past the largest: a copy of the case with a big id
+        names = [c.name for c in Case.__table__.columns]
+        big = {"id": "12345677", "number": "'X'", "external_id": "'placeholder'"}
+        copy = (
+            f"INSERT INTO case_file ({', '.join(names)}) "
+            f"SELECT {', '.join(big.get(n, n) for n in names)} FROM case_file WHERE id = :id"
+        )
+        db.run(lambda s: s.execute(text(copy), {"id": small["id"]}))
+    big = client.post("/api/v1/incidents", json=incident(n=2), headers=headers).json()
+    assert big["id"] == 12345678 and big["number"].endswith("-12345678")
+    batch = client.post(
+        "/api/v1/incidents/batch", json={"items": [incident(n=3)]}, headers=headers
+    ).json()
+    assert batch["items"][0]["number"].endswith("-12345679")

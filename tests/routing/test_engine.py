@@ -403,3 +403,48 @@ def test_the_unexplained_hot_path_decides_exactly_as_the_explained_one():
             assert replace(fast, checks=full.checks) == full, (first, second, facts)
             rules_seen += 1
     assert rules_seen == 78 * 3
+
+
+# --- the intake's hot path: candidates by territory, remembered decisions ---------------------
+
+
+def test_the_hot_path_remembers_a_decision_only_where_the_text_cannot_change_it():
+    by_place = RuleSet([rule(1, territory_ids=[SOCHI], agency_id=501)])
+    in_sochi = replace(FACTS, territory_id=SOCHI)
+    first = by_place.evaluate(in_sochi, explain=False)
+    again = by_place.evaluate(replace(in_sochi, text="Другой текст"), explain=False)
+    assert again is first and first.agency_id == 501
+
+    by_word = RuleSet([rule(1, keywords=["яма"], agency_id=501), rule(2, agency_id=502)])
+    pits = by_word.evaluate(FACTS, explain=False)
+    lights = by_word.evaluate(replace(FACTS, text="Не горит свет"), explain=False)
+    assert (pits.agency_id, lights.agency_id) == (501, 502)
+
+
+def test_the_hot_path_skips_other_territories_rules_and_lists_only_matches():
+    rules = RuleSet(
+        [
+            rule(1, territory_ids=[SOCHI], agency_id=501),
+            rule(2, enabled=False, agency_id=502),
+            rule(3, territory_ids=[KRASNODAR], agency_id=503, stop=True),
+            rule(4, agency_id=504),
+        ]
+    )
+    decision = rules.evaluate(FACTS, explain=False)
+    assert decision.agency_id == 503
+    assert [c.rule_id for c in decision.checks] == [3]
+    assert [c.rule_id for c in rules.evaluate(FACTS).checks] == [1, 2, 3, 4]
+
+
+def test_agencies_are_those_a_rule_may_assign_in_the_territories():
+    rules = RuleSet(
+        [
+            rule(1, territory_ids=[SOCHI], agency_id=501),
+            rule(2, territory_ids=[KRASNODAR], agency_id=502),
+            rule(3, agency_id=503, category_ids=[HEALTH]),
+            rule(4, enabled=False, agency_id=504),
+            rule(5, notify_agency_ids=[505]),
+        ]
+    )
+    assert rules.agencies([KRASNODAR]) == {502, 503}
+    assert rules.agencies([SOCHI, None]) == {501, 503}
