@@ -10,12 +10,24 @@ with the body built once, here, and signed byte for byte at every attempt.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, delete, exists, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.deps import Principal
@@ -169,24 +181,26 @@ async def all_subscribers(session: AsyncSession) -> list[Subscriber]:
 async def dispatch(session: AsyncSession, *, now: datetime, batch: int) -> int:
     """Fans one batch of outbox rows out to deliveries; returns how many rows it took.
 
-    On PostgreSQL the rows are claimed with FOR UPDATE SKIP LOCKED, so several workers share the
-    outbox without taking the same row; the unique (subscription, event) key makes a repeated
-    fan-out harmless anyway. The caller commits."""
-    events = (
-        await session.execute(
-            select(
-                WebhookEvent.id,
-                WebhookEvent.case_event_id,
-                WebhookEvent.case_id,
-                WebhookEvent.event_type,
-                WebhookEvent.occurred_at,
-            )
-            .where(WebhookEvent.dispatched_at.is_(None))
-            .order_by(WebhookEvent.id)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    The rows are taken and marked dispatched in one statement; on PostgreSQL they are picked
+    with FOR UPDATE SKIP LOCKED, so several workers share the outbox without taking the same
+    row (the unique (subscription, event) key makes a repeated fan-out harmless anyway). The
+    caller commits; a fan-out that fails leaves the rows undispatched."""
+    table = WebhookEvent.__table__
+    c = table.c
+    undispatched = (
+        select(c.id)
+        .where(c.dispatched_at.is_(None))
+        .order_by(c.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    taken = await session.execute(
+        update(table)
+        .where(c.id.in_(undispatched))
+        .values(dispatched_at=now)
+        .returning(c.id, c.case_event_id, c.case_id, c.event_type, c.occurred_at)
+    )
+    events = sorted(taken.all(), key=lambda e: e.id)
     if not events:
         return 0
     subscribers = await all_subscribers(session)
@@ -197,17 +211,21 @@ async def dispatch(session: AsyncSession, *, now: datetime, batch: int) -> int:
     ]
     rows = _fan_out(wanted, subscribers, *(await _context(session, wanted, subscribers)), now)
     if rows:
-        table = WebhookDelivery.__table__
-        stmt = insert_for(session, table).on_conflict_do_nothing(
-            index_elements=[table.c.subscription_id, table.c.event_id]
+        deliveries = WebhookDelivery.__table__
+        stmt = insert_for(session, deliveries).on_conflict_do_nothing(
+            index_elements=[deliveries.c.subscription_id, deliveries.c.event_id]
         )
         await session.execute(stmt, rows)
-    await session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.id.in_([e.id for e in events]))
-        .values(dispatched_at=now)
-    )
     return len(events)
+
+
+def among(session: AsyncSession, column: Any, ids: Collection[int]) -> ColumnElement[bool]:
+    """`column IN ids`, for id columns. On PostgreSQL `= ANY(:ids)`: one array parameter however
+    many ids, where IN renders a placeholder each (in Python, per statement) and makes a new
+    prepared statement for every length."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+    return column.in_(ids)
 
 
 async def _context(session: AsyncSession, events, subscribers: list[Subscriber]):
@@ -224,7 +242,7 @@ async def _context(session: AsyncSession, events, subscribers: list[Subscriber])
     found = await session.execute(
         select(*(columns[name] for name in CASE_FIELDS), Category.parent_id.label("sector_id"))
         .outerjoin(Category, Category.id == columns.category_id)
-        .where(columns.id.in_(case_ids))
+        .where(among(session, columns.id, case_ids))
     )
     for case in found.all():
         cases[case.id] = (case, case.sector_id or case.category_id)
@@ -237,14 +255,16 @@ async def _context(session: AsyncSession, events, subscribers: list[Subscriber])
             CaseEvent.from_agency_id,
             CaseEvent.to_agency_id,
             CaseEvent.reason,
-        ).where(CaseEvent.id.in_(event_ids))
+        ).where(among(session, CaseEvent.id, event_ids))
     )
     for row in found.all():
         change = row._asdict()
         changes[change.pop("id")] = change
     if any(s.role is Audience.agency for s in subscribers):
         found = await session.execute(
-            select(CaseAgency.case_id, CaseAgency.agency_id).where(CaseAgency.case_id.in_(case_ids))
+            select(CaseAgency.case_id, CaseAgency.agency_id).where(
+                among(session, CaseAgency.case_id, case_ids)
+            )
         )
         for case_id, agency_id in found.all():
             grants[case_id].add(agency_id)
@@ -253,6 +273,7 @@ async def _context(session: AsyncSession, events, subscribers: list[Subscriber])
 
 def _fan_out(events, subscribers, cases, changes, grants, now: datetime) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    sees_personal = {sub.id: sub.sees_personal_data() for sub in subscribers}
     for event in events:
         if event.case_id not in cases:
             continue
@@ -265,7 +286,7 @@ def _fan_out(events, subscribers, cases, changes, grants, now: datetime) -> list
                 or not sub.can_see(case, grants[case.id])
             ):
                 continue
-            personal = sub.sees_personal_data()
+            personal = sees_personal[sub.id]
             if personal not in bodies:
                 bodies[personal] = render(
                     event.id,
