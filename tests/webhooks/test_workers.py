@@ -8,14 +8,12 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert
 
-from app.cases.models import Case, CaseEvent
 from app.core.db import make_engine, make_sessionmaker
 from app.core.types import utcnow
 from app.webhooks.delivery import Outcome
 from tests.cases.conftest import incident
-from tests.webhooks.conftest import deliveries, outbox, subscribe
+from tests.webhooks.conftest import deliveries, many_cases, outbox, subscribe
 
 pytestmark = pytest.mark.usefixtures("local_allowed")
 
@@ -26,43 +24,6 @@ def other_sessionmaker(client, settings):
     engine = make_engine(settings)
     yield make_sessionmaker(engine)
     client.portal.call(engine.dispose)
-
-
-def many_cases(db, n: int, *, due_at=None) -> list[int]:
-    """n cases with their `create` events, inserted in bulk (the trigger fills the outbox)."""
-
-    async def work(session):
-        now = utcnow()
-        cases = [
-            Case(
-                kind="incident",
-                status="assigned" if due_at else "new",
-                source_system="monitoring",
-                submitted_by="client:1",
-                text=f"Обращение {i}",
-                due_at=due_at,
-            )
-            for i in range(n)
-        ]
-        session.add_all(cases)
-        await session.flush()
-        await session.execute(
-            insert(CaseEvent.__table__),
-            [
-                {
-                    "case_id": c.id,
-                    "action": "create",
-                    "actor": "client:1",
-                    "actor_name": "Мониторинг",
-                    "actor_role": "integration",
-                    "created_at": now,
-                }
-                for c in cases
-            ],
-        )
-        return [c.id for c in cases]
-
-    return db.run(work)
 
 
 def both(client, first, second):
@@ -103,6 +64,47 @@ def test_two_workers_at_once_deliver_every_event_exactly_once(
     assert len(per_event) == 60 and set(per_event.values()) == {1}
     assert {r.json["case"]["id"] for r in receiver.received} == set(ids)
     assert {(d.status, d.attempts) for d in deliveries(db)} == {("delivered", 1)}
+
+
+def test_two_running_workers_deliver_every_event_exactly_once(
+    client, admin, db, make_worker, other_sessionmaker, make_receiver
+):
+    """The running workers' pipelines, each claiming per subscription while sending."""
+    if db.dialect != "postgresql":
+        pytest.skip("several workers share one database on PostgreSQL; SQLite runs one worker")
+    receivers = [make_receiver() for _ in range(3)]
+    for receiver in receivers:
+        subscribe(client, admin, receiver.url, event_types=["case.created"])
+    many_cases(db, 150)
+    options = {
+        "webhook_batch_size": 20,
+        "webhook_host_concurrency": 2,
+        "webhook_poll_seconds": 0.02,
+    }
+    a = make_worker(name="a", **options).worker
+    b = make_worker(other_sessionmaker, name="b", **options).worker
+
+    async def run_both():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def all_in():
+            if sum(r.count() for r in receivers) >= 450:
+                stop.set()
+
+        for receiver in receivers:
+            receiver.on_request = lambda: loop.call_soon_threadsafe(all_in)
+        async with asyncio.timeout(120):
+            await asyncio.gather(a.run(stop), b.run(stop))
+
+    client.portal.call(run_both)
+    for receiver in receivers:
+        per_event = Counter(r.json["id"] for r in receiver.received)
+        assert len(per_event) == 150 and set(per_event.values()) == {1}
+        assert receiver.most_in_flight <= 4  # two per worker
+    done = deliveries(db)
+    assert len(done) == 450
+    assert {(d.status, d.attempts, d.locked_by) for d in done} == {("delivered", 1, None)}
 
 
 def test_two_workers_at_once_mark_each_overdue_deadline_once(
