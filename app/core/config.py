@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_batch_size: int = Field(default=500, ge=1, le=10_000)
     webhook_concurrency: int = Field(default=64, ge=1, le=1_000)
+    webhook_host_concurrency: int = Field(default=16, ge=1, le=1_000)  # per receiver (origin)
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     webhook_overdue_interval_seconds: float = Field(default=60.0, gt=0)
     webhook_overdue_batch: int = Field(default=500, ge=1, le=2_000)

@@ -1,52 +1,72 @@
 """The webhook worker (`python -m app worker`): fans the outbox out, delivers, retries, and runs
 the periodic jobs (overdue cases, expired idempotency keys).
 
-Delivery is at least once. A batch of due deliveries is claimed in one short transaction — on
-PostgreSQL with FOR UPDATE SKIP LOCKED, and with a lease (locked_until) so other workers pass
-them by — then sent concurrently over one shared HTTP client, and the results are written back
-in bulk in one more transaction. A worker killed mid-batch loses nothing: when its lease runs
-out the deliveries are claimed again. Results are written only under the worker's own lease
-token, so a worker that lost its lease cannot overwrite another's outcome.
+Delivery is at least once. Due deliveries are claimed in one short transaction — on PostgreSQL
+with FOR UPDATE SKIP LOCKED, and with a lease (locked_until) so other workers pass them by —
+sent concurrently over keep-alive connections (app/webhooks/http.py), and their results written
+back in bulk. A worker killed mid-way loses nothing: when its lease runs out the deliveries are
+claimed again. Results are written only under the worker's own lease token, so a worker that
+lost its lease cannot overwrite another's outcome; and an attempt that could not end before the
+lease does is not started (the delivery is handed back), so two workers never send the same
+delivery at the same time.
+
+Fairness: a receiver (an origin: scheme, host, port) gets at most `webhook_host_concurrency`
+requests at a time, and the running worker holds at most a share of deliveries for it (HOLD_ROUNDS
+times that many, claimed per subscription) and claims more for it only once half of them are
+done. So a slow or dead receiver ties up its own share, never the worker: the others' deliveries
+keep being claimed and sent meanwhile.
+
+The running worker (`run`) is a pipeline: it claims while earlier deliveries are in flight (no
+batch waits for its slowest request) and writes the results in bulk, RECORD_SECONDS after the
+first of them came or as soon as RECORD_BATCH wait. `run_once` and the tests' steps go batch by
+batch instead: claim, send, record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-from sqlalchemy import bindparam, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, select, true, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.cases.models import CaseAgency
 from app.core.config import Settings
 from app.core.idempotency import purge_expired
-from app.core.types import utcnow
+from app.core.types import UTCDateTime, utcnow
 from app.webhooks import signing
+from app.webhooks.http import HttpError, Pool
 from app.webhooks.models import Audience, DeliveryStatus, WebhookDelivery, WebhookSubscription
-from app.webhooks.outbox import dispatch, purge_finished
+from app.webhooks.outbox import among, dispatch, purge_finished
 from app.webhooks.overdue import mark_overdue
 from app.webhooks.service import https_required, load_allowlist, signing_secrets
-from app.webhooks.ssrf import Allowlist, Resolver, Target, UrlRefused, check_url
+from app.webhooks.ssrf import Allowlist, Resolver, Target, UrlRefused, check_url, split_url
 
 log = logging.getLogger("regiondesk.webhooks")
 
 USER_AGENT = "RegionDesk-Webhooks/1"
 MIN_RETRY_SECONDS = 1.0
 ERROR_LENGTH = 500
-MAX_REPLY_BYTES = 64 * 1024  # receivers answer briefly; more is not read
+HOLD_ROUNDS = 16  # deliveries of one subscription per claim: this many × webhook_host_concurrency
+LEASE_MARGIN_SECONDS = 5.0  # an attempt starts only if it ends this long before the lease
+MAX_HELD_BATCHES = 8  # the running worker holds at most this many batches' worth (memory)
+RECORD_SECONDS = 0.2  # the running worker writes outcomes this long after the first came…
+RECORD_BATCH = 500  # …or as soon as this many are waiting
 # A literal, not a bound parameter: PostgreSQL's generic plans use the partial index
-# ix_webhook_delivery_due (WHERE status = 'pending') only when the query names the value.
+# ix_webhook_delivery_due_per_subscription (WHERE status = 'pending') only when the query names
+# the value.
 PENDING = literal_column(f"'{DeliveryStatus.pending.value}'")
 
 
@@ -71,10 +91,11 @@ def retry_at(
     return min(now + timedelta(seconds=delay), window_end)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass is slow to build, and claims build many
 class Claimed:
     id: int
     token: str
+    subscription_id: int
     event_id: int
     event_type: str
     case_id: int | None
@@ -85,13 +106,15 @@ class Claimed:
     secrets: tuple[str, ...]
     owner_role: str
     owner_agency_id: int | None
+    expires: float = math.inf  # time.monotonic() when the lease ends, as this worker sees it
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     delivery: Claimed
     status_code: int | None
     error: str | None
+    attempted: bool = True  # False: not sent, handed back (its lease would have run out)
 
     @property
     def ok(self) -> bool:
@@ -102,14 +125,78 @@ def _short(text: str) -> str:
     return text if len(text) <= ERROR_LENGTH else text[: ERROR_LENGTH - 1] + "…"
 
 
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
-    limit = settings.webhook_concurrency
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.webhook_timeout_seconds),
-        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-        follow_redirects=False,  # a redirect could lead anywhere; it counts as a failure
-        trust_env=False,  # no proxies from the environment: we connect to the checked address
-        headers={"User-Agent": USER_AGENT},
+def make_pool(settings: Settings) -> Pool:
+    return Pool(per_origin=settings.webhook_host_concurrency, user_agent=USER_AGENT)
+
+
+@functools.lru_cache(maxsize=1024)
+def receiver_of(url: str) -> str:
+    """The origin a subscription's URL names (scheme://host:port): the unit of fairness."""
+    try:
+        scheme, host, port, _ = split_url(url)
+    except UrlRefused:
+        return url
+    return f"{scheme}://{host.lower()}:{port}"
+
+
+def _due(rows: Any, now: datetime) -> list[Any]:
+    return [
+        rows.c.status == PENDING,
+        rows.c.next_attempt_at <= now,
+        or_(rows.c.locked_until.is_(None), rows.c.locked_until < now),
+    ]
+
+
+def _due_ids(
+    dialect: str, now: datetime, limit: int, per_subscription: int, exclude: Iterable[int]
+):
+    """The ids to claim: due, of active subscriptions not excluded, at most `per_subscription`
+    of each, in priority order (missing persons' partners first), then by due time."""
+    subs = WebhookSubscription.__table__
+    due = WebhookDelivery.__table__.alias("due")
+    wanted = [subs.c.is_active.is_(True)]
+    if exclude := list(exclude):
+        wanted.append(subs.c.id.not_in(exclude))
+    if dialect == "postgresql":
+        # Per subscription, a short range of ix_webhook_delivery_due_per_subscription, each
+        # row locked or, when another worker is claiming it, passed by.
+        each = (
+            select(due.c.id, due.c.priority, due.c.next_attempt_at)
+            .where(due.c.subscription_id == subs.c.id, *_due(due, now))
+            .order_by(due.c.priority, due.c.next_attempt_at, due.c.id)
+            .limit(per_subscription)
+            .with_for_update(skip_locked=True)
+            .lateral("picked")
+        )
+        order = (each.c.priority, each.c.next_attempt_at, each.c.id)
+        return (
+            select(each.c.id)
+            .select_from(subs.join(each, true()))
+            .where(*wanted)
+            .order_by(*order)
+            .limit(limit)
+        )
+    # SQLite: one writer at a time anyway (no row locks); a window function ranks each
+    # subscription's due deliveries.
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=due.c.subscription_id,
+            order_by=(due.c.priority, due.c.next_attempt_at, due.c.id),
+        )
+        .label("rank")
+    )
+    ranked = (
+        select(due.c.id, due.c.priority, due.c.next_attempt_at, rank)
+        .join(subs, subs.c.id == due.c.subscription_id)
+        .where(*_due(due, now), *wanted)
+        .subquery()
+    )
+    return (
+        select(ranked.c.id)
+        .where(ranked.c.rank <= per_subscription)
+        .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
+        .limit(limit)
     )
 
 
@@ -121,23 +208,28 @@ class Worker:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        http: httpx.AsyncClient | None = None,
+        http: Pool | None = None,
         resolver: Resolver | None = None,
         rng: Callable[[], float] = random.random,
         name: str | None = None,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
-        self.http = http or make_http_client(settings)
+        self.http = http or make_pool(settings)
         self._own_http = http is None
         self.resolver = resolver
         self.rng = rng
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
+        self.per_subscription = HOLD_ROUNDS * settings.webhook_host_concurrency
+        # Longer than a batch takes when every round of it times out (plus DNS), so a live
+        # worker keeps its lease; a dead one's deliveries come back after it. A receiver that
+        # times out again and again may not get through its whole share within the lease: the
+        # rest is handed back unsent and claimed again.
         rounds = math.ceil(settings.webhook_batch_size / settings.webhook_concurrency)
-        # Longer than a whole batch can take (every round timing out, plus DNS), so a live
-        # worker never loses its lease; a dead one's deliveries come back after it.
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds * (rounds + 2) + 60)
+        self._gate = asyncio.Semaphore(settings.webhook_concurrency)
         self._wake = asyncio.Event()
+        self.stopping = False  # set by the running worker: what is not sent yet is handed back
 
     async def aclose(self) -> None:
         if self._own_http:
@@ -171,104 +263,115 @@ class Worker:
             await session.commit()
         return marked
 
-    async def claim(self, now: datetime | None = None) -> list[Claimed]:
-        """Takes a batch of due deliveries under a lease; the transaction is over on return."""
-        now = now or utcnow()
-        d, s = WebhookDelivery, WebhookSubscription
+    async def claim(
+        self,
+        now: datetime | None = None,
+        *,
+        limit: int | None = None,
+        per_subscription: int | None = None,
+        exclude: Iterable[int] = (),
+    ) -> list[Claimed]:
+        """Takes due deliveries under a lease (one batch, by default in plain priority order);
+        the transaction is over on return."""
+        limit = limit or self.settings.webhook_batch_size
+        claimed, _ = await self._claim(now or utcnow(), limit, per_subscription or limit, exclude)
+        return claimed
+
+    async def _claim(
+        self, now: datetime, limit: int, per_subscription: int, exclude: Iterable[int]
+    ) -> tuple[list[Claimed], Allowlist]:
+        """The claim, and the URL allowlist to check the claimed deliveries' URLs against:
+        three statements in one transaction (lease the rows, their subscriptions, the list)."""
+        d, s = WebhookDelivery.__table__.c, WebhookSubscription
         token = f"{self.name}:{uuid.uuid4().hex[:12]}"
+        expires = time.monotonic() + self.lease.total_seconds()
         async with self.sessionmaker() as session:
-            ids = (
-                (
-                    await session.execute(
-                        select(d.id)
-                        .join(s, s.id == d.subscription_id)
-                        .where(
-                            d.status == PENDING,
-                            d.next_attempt_at <= now,
-                            or_(d.locked_until.is_(None), d.locked_until < now),
-                            s.is_active.is_(True),
-                        )
-                        .order_by(d.priority, d.next_attempt_at, d.id)
-                        .limit(self.settings.webhook_batch_size)
-                        .with_for_update(skip_locked=True, of=d)
+            dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+            picked = _due_ids(dialect, now, limit, per_subscription, exclude)
+            rows = (
+                await session.execute(
+                    update(WebhookDelivery.__table__)
+                    .where(d.id.in_(picked))
+                    .values(locked_until=now + self.lease, locked_by=token)
+                    .returning(
+                        d.id,
+                        d.subscription_id,
+                        d.event_id,
+                        d.event_type,
+                        d.case_id,
+                        d.payload,
+                        d.attempts,
+                        d.first_attempt_at,
+                        d.priority,
+                        d.next_attempt_at,
                     )
                 )
-                .scalars()
-                .all()
-            )
-            if not ids:
-                return []
-            lease = {"locked_until": now + self.lease, "locked_by": token}
-            await session.execute(update(d).where(d.id.in_(ids)).values(**lease))
-            rows = await session.execute(
+            ).all()
+            if not rows:
+                await session.commit()
+                return [], Allowlist()
+            found = await session.execute(
                 select(
-                    d.id,
-                    d.event_id,
-                    d.event_type,
-                    d.case_id,
-                    d.payload,
-                    d.attempts,
-                    d.first_attempt_at,
-                    d.priority,
-                    d.next_attempt_at,
+                    s.id,
                     s.url,
                     s.secret,
                     s.previous_secret,
                     s.previous_secret_expires_at,
                     s.owner_role,
                     s.owner_agency_id,
-                )
-                .join(s, s.id == d.subscription_id)
-                .where(d.id.in_(ids))
-                .order_by(d.priority, d.next_attempt_at, d.id)
+                ).where(s.id.in_({r.subscription_id for r in rows}))
             )
-            claimed = [
+            subs = {sub.id: sub for sub in found.all()}
+            allowlist = await load_allowlist(session)
+            await session.commit()
+        claimed = []
+        for r in sorted(rows, key=lambda r: (r.priority, r.next_attempt_at, r.id)):
+            sub = subs[r.subscription_id]
+            claimed.append(
                 Claimed(
                     id=r.id,
                     token=token,
+                    subscription_id=r.subscription_id,
                     event_id=r.event_id,
                     event_type=r.event_type,
                     case_id=r.case_id,
                     payload=r.payload,
                     attempts=r.attempts,
                     first_attempt_at=r.first_attempt_at,
-                    url=r.url,
+                    url=sub.url,
                     secrets=signing_secrets(
-                        r.secret, r.previous_secret, r.previous_secret_expires_at, now
+                        sub.secret, sub.previous_secret, sub.previous_secret_expires_at, now
                     ),
-                    owner_role=r.owner_role,
-                    owner_agency_id=r.owner_agency_id,
+                    owner_role=sub.owner_role,
+                    owner_agency_id=sub.owner_agency_id,
+                    expires=expires,
                 )
-                for r in rows.all()
-            ]
-            await session.commit()
-        return claimed
+            )
+        return claimed, allowlist
 
     async def deliver_once(self, now: datetime | None = None) -> int:
         """Claims a batch, sends it concurrently, records the outcomes; returns the count."""
-        claimed = await self.claim(now)
+        batch = self.settings.webhook_batch_size
+        claimed, allowlist = await self._claim(now or utcnow(), batch, batch, ())
         if not claimed:
             return 0
-        outcomes = await self.send(claimed)
+        outcomes = await self.send(claimed, allowlist)
         await self.record(outcomes, now or utcnow())
         return len(claimed)
 
-    async def send(self, claimed: list[Claimed]) -> list[Outcome]:
-        async with self.sessionmaker() as session:
-            allowlist = await load_allowlist(session)
+    async def send(
+        self, claimed: list[Claimed], allowlist: Allowlist | None = None
+    ) -> list[Outcome]:
+        if allowlist is None:
+            async with self.sessionmaker() as session:
+                allowlist = await load_allowlist(session)
         targets = await self._targets({c.url for c in claimed}, allowlist)
-        gate = asyncio.Semaphore(self.settings.webhook_concurrency)
-
-        async def one(delivery: Claimed) -> Outcome:
-            async with gate:
-                return await self._attempt(delivery, targets[delivery.url])
-
-        return list(await asyncio.gather(*(one(c) for c in claimed)))
+        return list(await asyncio.gather(*(self._attempt(c, targets[c.url]) for c in claimed)))
 
     async def _targets(
         self, urls: set[str], allowlist: Allowlist
     ) -> dict[str, Target | UrlRefused]:
-        """Each distinct URL checked once per batch (DNS included), concurrently."""
+        """Each distinct URL checked once per claim (DNS included), concurrently."""
 
         async def check(url: str) -> Target | UrlRefused:
             try:
@@ -288,96 +391,120 @@ class Worker:
         return dict(zip(ordered, await asyncio.gather(*map(check, ordered)), strict=True))
 
     async def _attempt(self, delivery: Claimed, target: Target | UrlRefused) -> Outcome:
+        """One attempt: a place at the receiver first, then one of the worker's (never the
+        other way round, so deliveries waiting for a busy receiver hold none of the worker's)."""
         if isinstance(target, UrlRefused):
             return Outcome(delivery, None, _short(f"refused: {target}"))
-        body = delivery.payload.encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Host": target.host_header,
-            signing.SIGNATURE_HEADER: signing.signature_header(
-                delivery.secrets, int(time.time()), body
-            ),
-            signing.EVENT_ID_HEADER: str(delivery.event_id),
-            signing.EVENT_TYPE_HEADER: delivery.event_type,
-            signing.DELIVERY_ID_HEADER: str(delivery.id),
-        }
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         timeout = self.settings.webhook_timeout_seconds
-        try:
-            async with asyncio.timeout(timeout):
-                request = self.http.build_request(
-                    "POST", target.connect_url, content=body, headers=headers, extensions=extensions
-                )
-                response = await self.http.send(request, stream=True)
-                try:
-                    reply = await _read_some(response)
-                finally:
-                    await response.aclose()
-        except (TimeoutError, httpx.TimeoutException):
-            return Outcome(delivery, None, f"timeout after {timeout:g} s")
-        except httpx.HTTPError as exc:
-            return Outcome(delivery, None, _short(f"{type(exc).__name__}: {exc}"))
-        if response.is_success:
-            return Outcome(delivery, response.status_code, None)
-        detail = f"HTTP {response.status_code}"
-        if response.is_redirect:
+        async with self.http.slot(target), self._gate:
+            if (
+                self.stopping
+                or time.monotonic() + timeout + LEASE_MARGIN_SECONDS > delivery.expires
+            ):
+                return Outcome(delivery, None, None, attempted=False)
+            body = delivery.payload.encode()
+            headers = [
+                ("Content-Type", "application/json"),
+                (
+                    signing.SIGNATURE_HEADER,
+                    signing.signature_header(delivery.secrets, int(time.time()), body),
+                ),
+                (signing.EVENT_ID_HEADER, str(delivery.event_id)),
+                (signing.EVENT_TYPE_HEADER, delivery.event_type),
+                (signing.DELIVERY_ID_HEADER, str(delivery.id)),
+            ]
+            try:
+                async with asyncio.timeout(timeout):
+                    reply = await self.http.post(target, headers, body)
+            except TimeoutError:
+                return Outcome(delivery, None, f"timeout after {timeout:g} s")
+            except HttpError as exc:
+                return Outcome(delivery, None, _short(str(exc)))
+        if reply.is_success:
+            return Outcome(delivery, reply.status, None)
+        detail = f"HTTP {reply.status}"
+        if reply.is_redirect:
             detail += " (redirects are not followed)"
-        snippet = reply[:200].decode(errors="replace").strip()
-        return Outcome(delivery, response.status_code, _short(f"{detail}: {snippet}".rstrip(": ")))
+        snippet = reply.body[:200].decode(errors="replace").strip()
+        return Outcome(delivery, reply.status, _short(f"{detail}: {snippet}".rstrip(": ")))
 
     async def record(self, outcomes: list[Outcome], now: datetime) -> None:
-        """Writes every outcome in one transaction: two bulk UPDATEs (deliveries, and the
-        agencies' receipt of their cases), each executed once for the whole batch."""
+        """Writes every outcome in one transaction: the deliveries that got through in one
+        UPDATE per claim (most of them, as a rule), the failed attempts, the deliveries handed
+        back unsent and the agencies' receipt of their cases each in one bulk UPDATE."""
+        delivered: dict[tuple[str, int | None], list[int]] = defaultdict(list)
         rows: list[dict[str, Any]] = []
+        released: list[dict[str, Any]] = []
         receipts: list[dict[str, Any]] = []
         for outcome in outcomes:
             d = outcome.delivery
-            first = d.first_attempt_at or now
-            attempts = d.attempts + 1
-            if outcome.ok:
-                status, next_at, delivered_at = DeliveryStatus.delivered, now, now
+            if not outcome.attempted:
+                released.append({"b_id": d.id, "b_token": d.token})
+            elif outcome.ok:
+                delivered[(d.token, outcome.status_code)].append(d.id)
                 if d.case_id is not None and d.owner_role == Audience.agency:
                     receipts.append(
                         {"b_case": d.case_id, "b_agency": d.owner_agency_id, "b_at": now}
                     )
             else:
+                first = d.first_attempt_at or now
+                attempts = d.attempts + 1
                 retry = retry_at(attempts, first, now, self.settings, self.rng)
                 status = DeliveryStatus.pending if retry else DeliveryStatus.failed
-                next_at, delivered_at = retry or now, None
-            rows.append(
-                {
-                    "b_id": d.id,
-                    "b_token": d.token,
-                    "b_status": status.value,
-                    "b_attempts": attempts,
-                    "b_next": next_at,
-                    "b_first": first,
-                    "b_last": now,
-                    "b_delivered": delivered_at,
-                    "b_code": outcome.status_code,
-                    "b_error": outcome.error,
-                }
-            )
+                rows.append(
+                    {
+                        "b_id": d.id,
+                        "b_token": d.token,
+                        "b_status": status.value,
+                        "b_attempts": attempts,
+                        "b_next": retry or now,
+                        "b_first": first,
+                        "b_last": now,
+                        "b_code": outcome.status_code,
+                        "b_error": outcome.error,
+                    }
+                )
         table = WebhookDelivery.__table__
         c = table.c
-        stmt = (
-            update(table)
-            .where(c.id == bindparam("b_id"), c.locked_by == bindparam("b_token"))
-            .values(
-                status=bindparam("b_status"),
-                attempts=bindparam("b_attempts"),
-                next_attempt_at=bindparam("b_next"),
-                first_attempt_at=bindparam("b_first"),
-                last_attempt_at=bindparam("b_last"),
-                delivered_at=bindparam("b_delivered"),
-                last_status_code=bindparam("b_code"),
-                last_error=bindparam("b_error"),
-                locked_until=None,
-                locked_by=None,
-            )
-        )
+        mine = and_(c.id == bindparam("b_id"), c.locked_by == bindparam("b_token"))
+        unlocked = {"locked_until": None, "locked_by": None}
         async with self.sessionmaker() as session:
-            await session.execute(stmt, rows)
+            at = literal(now, UTCDateTime())
+            for (token, code), ids in delivered.items():
+                await session.execute(
+                    update(table)
+                    .where(among(session, c.id, ids), c.locked_by == token)
+                    .values(
+                        status=DeliveryStatus.delivered.value,
+                        attempts=c.attempts + 1,
+                        next_attempt_at=at,
+                        first_attempt_at=func.coalesce(c.first_attempt_at, at),
+                        last_attempt_at=at,
+                        delivered_at=at,
+                        last_status_code=code,
+                        last_error=None,
+                        **unlocked,
+                    )
+                )
+            if rows:
+                await session.execute(
+                    update(table)
+                    .where(mine)
+                    .values(
+                        status=bindparam("b_status"),
+                        attempts=bindparam("b_attempts"),
+                        next_attempt_at=bindparam("b_next"),
+                        first_attempt_at=bindparam("b_first"),
+                        last_attempt_at=bindparam("b_last"),
+                        delivered_at=None,
+                        last_status_code=bindparam("b_code"),
+                        last_error=bindparam("b_error"),
+                        **unlocked,
+                    ),
+                    rows,
+                )
+            if released:
+                await session.execute(update(table).where(mine).values(**unlocked), released)
             if receipts:
                 ca = CaseAgency.__table__.c
                 await session.execute(
@@ -409,12 +536,12 @@ class Worker:
         return done
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Until `stop` is set; a batch in flight is finished, never abandoned."""
+        """Until `stop` is set; requests in flight are finished and recorded, never abandoned."""
         settings = self.settings
         batch, poll = settings.webhook_batch_size, settings.webhook_poll_seconds
         await asyncio.gather(
             self._loop(self.dispatch_once, stop, batch, poll),
-            self._loop(self.deliver_once, stop, batch, poll, self._wake),
+            Sender(self).run(stop),
             self._loop(
                 self.periodic_once,
                 stop,
@@ -429,7 +556,6 @@ class Worker:
         stop: asyncio.Event,
         batch: int,
         idle_seconds: float,
-        wake: asyncio.Event | None = None,
     ) -> None:
         """Repeats the step at once while it finds full batches, else rests idle_seconds."""
         failures = 0
@@ -442,36 +568,136 @@ class Worker:
                 log.exception("webhook worker step %s failed", getattr(step, "__name__", step))
                 done = 0
             if done < batch:
-                pause = idle_seconds * min(2**failures, 30) if failures else idle_seconds
-                await _sleep(pause, stop, wake)
+                await _wait(_backoff(idle_seconds, failures), stop)
 
 
-async def _sleep(seconds: float, stop: asyncio.Event, wake: asyncio.Event | None) -> None:
-    """Sleeps until the time is up, the worker is stopped, or new work wakes it."""
-    waiters = [asyncio.ensure_future(stop.wait())]
-    if wake is not None:
-        waiters.append(asyncio.ensure_future(wake.wait()))
+class Sender:
+    """The running worker's deliveries: claims while earlier ones are in flight, a share per
+    receiver (see the module's docstring), outcomes written in bulk as they come."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.share = worker.per_subscription
+        self.most = MAX_HELD_BATCHES * worker.settings.webhook_batch_size
+        self.held: Counter[str] = Counter()  # claimed and not finished, by receiver
+        self.total = 0
+        self.receiver: dict[int, str] = {}  # subscription -> receiver, as last claimed
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.outcomes: list[Outcome] = []
+        self.progress = asyncio.Event()  # a receiver is hungry again, or the worker has room
+        self.flush = asyncio.Event()  # the first outcome waits, or RECORD_BATCH do
+        self.closing = False
+
+    def hungry(self, receiver: str) -> bool:
+        """Claimed for: half of its share or less waits in the worker."""
+        return self.held[receiver] <= self.share // 2
+
+    async def run(self, stop: asyncio.Event) -> None:
+        recorder = asyncio.create_task(self._recorder())
+        try:
+            await self._claimer(stop)
+        finally:
+            # The requests in flight are finished, the deliveries waiting for a place handed
+            # back (a slow receiver's share could take minutes), and all of it recorded.
+            self.worker.stopping = True
+            while self.tasks:
+                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+            self.closing = True
+            self.flush.set()
+            await recorder
+
+    async def _claimer(self, stop: asyncio.Event) -> None:
+        worker, settings = self.worker, self.worker.settings
+        batch, poll = settings.webhook_batch_size, settings.webhook_poll_seconds
+        failures = 0
+        while not stop.is_set():
+            worker.http.sweep()
+            if self.total >= self.most:
+                await _wait(None, stop, self.progress)
+                continue
+            limit = min(batch, self.most - self.total)
+            sated = sorted(s for s, r in self.receiver.items() if not self.hungry(r))
+            try:
+                claimed, allowlist = await worker._claim(utcnow(), limit, self.share, sated)
+                targets = await worker._targets({c.url for c in claimed}, allowlist)
+                failures = 0
+            except Exception:  # the database is down: log, back off, go on
+                failures += 1
+                log.exception("webhook worker claim failed")
+                await _wait(_backoff(poll, failures), stop)
+                continue
+            for delivery in claimed:
+                self._start(delivery, targets[delivery.url])
+            if len(claimed) < limit:  # all that is due for the hungry receivers is on its way
+                await _wait(poll, stop, worker._wake, self.progress)
+
+    def _start(self, delivery: Claimed, target: Target | UrlRefused) -> None:
+        receiver = receiver_of(delivery.url)
+        self.receiver[delivery.subscription_id] = receiver
+        self.held[receiver] += 1
+        self.total += 1
+        task = asyncio.create_task(self._deliver(delivery, target, receiver))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _deliver(self, delivery: Claimed, target: Target | UrlRefused, receiver: str) -> None:
+        try:
+            outcome = await self.worker._attempt(delivery, target)
+        except Exception as exc:  # a bug, not the receiver: still an outcome, retried later
+            log.exception("webhook delivery %s failed unexpectedly", delivery.id)
+            outcome = Outcome(delivery, None, _short(f"{type(exc).__name__}: {exc}"))
+        self.outcomes.append(outcome)
+        if len(self.outcomes) in (1, RECORD_BATCH):
+            self.flush.set()
+        self.held[receiver] -= 1
+        self.total -= 1
+        if self.held[receiver] == self.share // 2 or self.total == self.most - 1:
+            self.progress.set()
+        if not self.held[receiver]:
+            del self.held[receiver]
+
+    async def _recorder(self) -> None:
+        """Writes the outcomes RECORD_SECONDS after the first of them came (sooner when
+        RECORD_BATCH wait). When the database is down they are kept and tried again; at
+        shutdown a few times, then given up: their leases run out and they are sent again."""
+        worker, failures = self.worker, 0
+        while True:
+            if not self.outcomes and not self.closing:
+                await _wait(None, None, self.flush)  # the first outcome, or closing
+            if len(self.outcomes) < RECORD_BATCH and not self.closing:
+                await _wait(RECORD_SECONDS, None, self.flush)
+            if not self.outcomes:
+                if self.closing:
+                    return
+                continue
+            outcomes, self.outcomes = self.outcomes, []
+            try:
+                await worker.record(outcomes, utcnow())
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("webhook worker could not record %d outcomes", len(outcomes))
+                if self.closing and failures >= 3:
+                    return
+                self.outcomes[:0] = outcomes
+                await asyncio.sleep(_backoff(worker.settings.webhook_poll_seconds, failures))
+
+
+def _backoff(seconds: float, failures: int) -> float:
+    return seconds * min(2**failures, 30) if failures else seconds
+
+
+async def _wait(seconds: float | None, stop: asyncio.Event | None, *events: asyncio.Event) -> None:
+    """Sleeps until the time is up, the worker is stopped, or one of the events is set (new
+    work, room for more); clears the events."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in (stop, *events) if e is not None]
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
-        if wake is not None:
-            wake.clear()
-
-
-async def _read_some(response: httpx.Response) -> bytes:
-    """The start of the reply. A short reply is read to its end, so the connection goes back
-    to the pool for the next delivery; a long one is cut off (and its connection closed)."""
-    reply = b""
-    try:
-        async for chunk in response.aiter_raw():
-            reply += chunk
-            if len(reply) > MAX_REPLY_BYTES:
-                break
-    except httpx.HTTPError:
-        pass
-    return reply
+        for event in events:
+            event.clear()
 
 
 async def serve(settings: Settings, *, once: bool = False) -> dict[str, int] | None:

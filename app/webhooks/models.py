@@ -139,11 +139,14 @@ class WebhookDelivery(SQLModel, table=True):
         UniqueConstraint("subscription_id", "event_id"),
         Index("ix_webhook_delivery_subscription", "subscription_id", "id"),
         Index("ix_webhook_delivery_event", "event_id"),  # cascades and the retention job
-        # What the workers claim: pending, by priority, then by when it is due.
+        # What the workers claim, subscription by subscription: pending, by priority, then by
+        # when it is due.
         Index(
-            "ix_webhook_delivery_due",
+            "ix_webhook_delivery_due_per_subscription",
+            "subscription_id",
             "priority",
             "next_attempt_at",
+            "id",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),

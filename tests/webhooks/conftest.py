@@ -7,14 +7,16 @@ import ipaddress
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from app.cases.models import Case, CaseEvent
+from app.core.types import utcnow
 from app.webhooks import ssrf
 from app.webhooks.delivery import Worker
 from app.webhooks.models import WebhookAllowlistEntry, WebhookDelivery, WebhookEvent
@@ -42,6 +44,9 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     on_request: Any = None  # called (in the server's thread) after each recorded request
+    hold: threading.Event | None = None  # when given, each request waits for it (a hung receiver)
+    in_flight: int = 0
+    most_in_flight: int = 0  # requests answered at the same time, at most
 
     @property
     def url(self) -> str:
@@ -64,20 +69,41 @@ class Receiver:
     def bodies(self) -> list[dict[str, Any]]:
         return [r.json for r in self.received]
 
+    def count(self) -> int:
+        with self.lock:
+            return len(self.received)
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
+    def enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
 
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+
+def _serve(state: Receiver) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as receivers do
+
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            state.enter()
+            try:
+                self._answer(body)
+            finally:
+                state.leave()
+
+        def _answer(self, body: bytes) -> None:
             step = state.next_step()
             if isinstance(step, tuple) and step[0] == "sleep":
                 time.sleep(step[1])
                 step = 200
             else:
                 state.record(Received(self.path, dict(self.headers.items()), body))
+            if state.hold is not None:
+                state.hold.wait(timeout=60)
             status = 302 if isinstance(step, tuple) else step
             reply = b"receiver says no" if status >= 300 else b"ok"
             try:
@@ -96,13 +122,31 @@ def receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def make_receiver() -> Iterator[Callable[[], Receiver]]:
+    """make_receiver() -> another receiver on a port of its own (another origin)."""
+    made: list[tuple[Receiver, ThreadingHTTPServer]] = []
+
+    def make() -> Receiver:
+        state = Receiver()
+        made.append((state, _serve(state)))
+        return state
+
+    yield make
+    for state, server in made:
+        if state.hold is not None:
+            state.hold.set()
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver(make_receiver) -> Receiver:
+    return make_receiver()
 
 
 class FakeDNS:
@@ -213,5 +257,42 @@ def outbox(db) -> list[WebhookEvent]:
     async def work(session):
         stmt = select(WebhookEvent).order_by(WebhookEvent.id)
         return list((await session.execute(stmt)).scalars().all())
+
+    return db.run(work)
+
+
+def many_cases(db, n: int, *, due_at=None) -> list[int]:
+    """n cases with their `create` events, inserted in bulk (the trigger fills the outbox)."""
+
+    async def work(session):
+        now = utcnow()
+        cases = [
+            Case(
+                kind="incident",
+                status="assigned" if due_at else "new",
+                source_system="monitoring",
+                submitted_by="client:1",
+                text=f"Обращение {i}",
+                due_at=due_at,
+            )
+            for i in range(n)
+        ]
+        session.add_all(cases)
+        await session.flush()
+        await session.execute(
+            insert(CaseEvent.__table__),
+            [
+                {
+                    "case_id": c.id,
+                    "action": "create",
+                    "actor": "client:1",
+                    "actor_name": "Мониторинг",
+                    "actor_role": "integration",
+                    "created_at": now,
+                }
+                for c in cases
+            ],
+        )
+        return [c.id for c in cases]
 
     return db.run(work)

@@ -8,14 +8,12 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert
 
-from app.cases.models import Case, CaseEvent
 from app.core.db import make_engine, make_sessionmaker
 from app.core.types import utcnow
 from app.webhooks.delivery import Outcome
 from tests.cases.conftest import incident
-from tests.webhooks.conftest import deliveries, outbox, subscribe
+from tests.webhooks.conftest import deliveries, many_cases, outbox, subscribe
 
 pytestmark = pytest.mark.usefixtures("local_allowed")
 
@@ -26,43 +24,6 @@ def other_sessionmaker(client, settings):
     engine = make_engine(settings)
     yield make_sessionmaker(engine)
     client.portal.call(engine.dispose)
-
-
-def many_cases(db, n: int, *, due_at=None) -> list[int]:
-    """n cases with their `create` events, inserted in bulk (the trigger fills the outbox)."""
-
-    async def work(session):
-        now = utcnow()
-        cases = [
-            Case(
-                kind="incident",
-                status="assigned" if due_at else "new",
-                source_system="monitoring",
-                submitted_by="client:1",
-                text=f"Обращение {i}",
-                due_at=due_at,
-            )
-            for i in range(n)
-        ]
-        session.add_all(cases)
-        await session.flush()
-        await session.execute(
-            insert(CaseEvent.__table__),
-            [
-                {
-                    "case_id": c.id,
-                    "action": "create",
-                    "actor": "client:1",
-                    "actor_name": "Мониторинг",
-                    "actor_role": "integration",
-                    "created_at": now,
-                }
-                for c in cases
-            ],
-        )
-        return [c.id for c in cases]
-
-    return db.run(work)
 
 
 def both(client, first, second):
