@@ -593,6 +593,7 @@ class Sender:
         return self.held[receiver] <= self.share // 2
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.worker.stopping = False
         recorder = asyncio.create_task(self._recorder())
         try:
             await self._claimer(stop)

@@ -10,9 +10,9 @@ pooled connection is taken in O(1), and the reply is parsed with a few splits.
 
 Connections are pooled per origin *and checked address*: a host that resolves elsewhere at the
 next check gets a new connection to the new address (the SSRF check decides where we connect,
-see app/webhooks/ssrf.py). At most `per_origin` connections, and so requests, are open to one
-origin at a time; callers wait their turn in `slot()`, which is what keeps one slow receiver
-from holding every connection the worker has.
+see app/webhooks/ssrf.py). At most `per_origin` requests are in flight to one origin (scheme,
+host, port) at a time, whatever its addresses; callers wait their turn in `slot()`, which is
+what keeps one slow receiver from holding every connection the worker has.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import contextlib
 import ssl
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from app.webhooks.ssrf import Target
 
@@ -98,14 +98,9 @@ class _Connection:
             self.writer.close()
 
 
-@dataclass(eq=False)
-class _OriginPool:
-    slots: asyncio.Semaphore
-    idle: deque[_Connection] = field(default_factory=deque)
-
-
 class Pool:
-    """Keep-alive connections by origin; at most `per_origin` requests in flight to each."""
+    """Keep-alive connections by origin and address; at most `per_origin` requests in flight to
+    an origin (scheme, host, port), whichever of its addresses they go to."""
 
     def __init__(
         self, *, per_origin: int, user_agent: str, ssl_context: ssl.SSLContext | None = None
@@ -113,22 +108,28 @@ class Pool:
         self.per_origin = per_origin
         self.user_agent = user_agent
         self._ssl_context = ssl_context
-        self._origins: dict[Origin, _OriginPool] = {}
+        self._idle: dict[Origin, deque[_Connection]] = {}
+        self._slots: dict[tuple[str, str, int], asyncio.Semaphore] = {}
 
     @staticmethod
     def origin(target: Target) -> Origin:
         return (target.scheme, target.address, target.port, target.host)
 
-    def _pool(self, origin: Origin) -> _OriginPool:
-        pool = self._origins.get(origin)
-        if pool is None:
-            pool = self._origins[origin] = _OriginPool(asyncio.Semaphore(self.per_origin))
-        return pool
+    def _pool(self, origin: Origin) -> deque[_Connection]:
+        """The origin's idle connections, the most recently used last."""
+        idle = self._idle.get(origin)
+        if idle is None:
+            idle = self._idle[origin] = deque()
+        return idle
 
     def slot(self, target: Target) -> asyncio.Semaphore:
         """The origin's `per_origin` places: `async with pool.slot(target)` waits for one (do it
         outside any attempt timeout)."""
-        return self._pool(self.origin(target)).slots
+        key = (target.scheme, target.host.lower(), target.port)
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = asyncio.Semaphore(self.per_origin)
+        return slots
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -158,10 +159,10 @@ class Pool:
         """POSTs `body` to the target (its checked address, its host in Host and SNI). Call it
         inside `slot(target)`, under the caller's timeout."""
         request = _request(target, self.user_agent, headers, body)
-        pool = self._pool(self.origin(target))
+        idle = self._pool(self.origin(target))
         now = time.monotonic()
-        while pool.idle:
-            conn = pool.idle.pop()  # the most recently used: the likeliest to be alive
+        while idle:
+            conn = idle.pop()  # the most recently used: the likeliest to be alive
             if conn.usable(now):
                 break
             conn.close()
@@ -177,8 +178,10 @@ class Pool:
                 conn.close()
                 if not reused:
                     raise ReadError("the server closed the connection without answering") from None
-                # The server closed an idle connection as we reused it: nothing was answered,
-                # so sending once more on a new connection cannot double a delivery it saw.
+                # As a rule the server closed an idle connection just as we reused it, before
+                # reading the request: send it once more on a new connection, as HTTP clients
+                # do. (Had the server read it and then died, the event arrives twice: delivery
+                # is at least once, and receivers dedupe by the event id.)
                 conn = await self._connect(target)
                 try:
                     reply, keep = await _exchange(conn, request)
@@ -189,7 +192,7 @@ class Pool:
             raise
         if keep:
             conn.idle_since = time.monotonic()
-            pool.idle.append(conn)
+            idle.append(conn)
         else:
             conn.close()
         return reply
@@ -197,15 +200,15 @@ class Pool:
     def sweep(self) -> None:
         """Closes the idle connections past their keep-alive time (receivers gone quiet)."""
         now = time.monotonic()
-        for pool in self._origins.values():
-            while pool.idle and not pool.idle[0].usable(now):
-                pool.idle.popleft().close()
+        for idle in self._idle.values():
+            while idle and not idle[0].usable(now):
+                idle.popleft().close()
 
     async def aclose(self) -> None:
-        for pool in self._origins.values():
-            while pool.idle:
-                pool.idle.pop().close()
-        self._origins.clear()
+        for idle in self._idle.values():
+            while idle:
+                idle.pop().close()
+        self._idle.clear()
 
 
 class _Stale(Exception):
