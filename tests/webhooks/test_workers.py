@@ -66,6 +66,47 @@ def test_two_workers_at_once_deliver_every_event_exactly_once(
     assert {(d.status, d.attempts) for d in deliveries(db)} == {("delivered", 1)}
 
 
+def test_two_running_workers_deliver_every_event_exactly_once(
+    client, admin, db, make_worker, other_sessionmaker, make_receiver
+):
+    """The running workers' pipelines, each claiming per subscription while sending."""
+    if db.dialect != "postgresql":
+        pytest.skip("several workers share one database on PostgreSQL; SQLite runs one worker")
+    receivers = [make_receiver() for _ in range(3)]
+    for receiver in receivers:
+        subscribe(client, admin, receiver.url, event_types=["case.created"])
+    many_cases(db, 150)
+    options = {
+        "webhook_batch_size": 20,
+        "webhook_host_concurrency": 2,
+        "webhook_poll_seconds": 0.02,
+    }
+    a = make_worker(name="a", **options).worker
+    b = make_worker(other_sessionmaker, name="b", **options).worker
+
+    async def run_both():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def all_in():
+            if sum(r.count() for r in receivers) >= 450:
+                stop.set()
+
+        for receiver in receivers:
+            receiver.on_request = lambda: loop.call_soon_threadsafe(all_in)
+        async with asyncio.timeout(120):
+            await asyncio.gather(a.run(stop), b.run(stop))
+
+    client.portal.call(run_both)
+    for receiver in receivers:
+        per_event = Counter(r.json["id"] for r in receiver.received)
+        assert len(per_event) == 150 and set(per_event.values()) == {1}
+        assert receiver.most_in_flight <= 4  # two per worker
+    done = deliveries(db)
+    assert len(done) == 450
+    assert {(d.status, d.attempts, d.locked_by) for d in done} == {("delivered", 1, None)}
+
+
 def test_two_workers_at_once_mark_each_overdue_deadline_once(
     client, db, make_worker, other_sessionmaker
 ):
