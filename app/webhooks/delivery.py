@@ -32,9 +32,9 @@ import random
 import signal
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -581,6 +581,12 @@ class Worker:
                 await _wait(_backoff(idle_seconds, failures), stop)
 
 
+@dataclass(slots=True)
+class _Lane:
+    waiting: deque[tuple[Claimed, Target | UrlRefused]] = field(default_factory=deque)
+    senders: int = 0
+
+
 class Sender:
     """The running worker's deliveries: claims while earlier ones are in flight, a share per
     receiver (see the module's docstring), outcomes written in bulk as they come."""
@@ -592,6 +598,7 @@ class Sender:
         self.held: Counter[str] = Counter()  # claimed and not finished, by receiver
         self.total = 0
         self.receiver: dict[int, str] = {}  # subscription -> receiver, as last claimed
+        self.lanes: dict[str, _Lane] = {}  # by receiver: the deliveries waiting to be sent
         self.tasks: set[asyncio.Task[None]] = set()
         self.outcomes: list[Outcome] = []
         self.progress = asyncio.Event()  # a receiver is hungry again, or the worker has room
@@ -608,7 +615,7 @@ class Sender:
         try:
             await self._claimer(stop)
         finally:
-            # The requests in flight are finished, the deliveries waiting for a place handed
+            # The requests in flight are finished, the deliveries waiting their turn handed
             # back (a slow receiver's share could take minutes), and all of it recorded.
             self.worker.stopping = True
             while self.tasks:
@@ -647,16 +654,33 @@ class Sender:
         self.receiver[delivery.subscription_id] = receiver
         self.held[receiver] += 1
         self.total += 1
-        task = asyncio.create_task(self._deliver(delivery, target, receiver))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        lane = self.lanes.get(receiver)
+        if lane is None:
+            lane = self.lanes[receiver] = _Lane()
+        lane.waiting.append((delivery, target))
+        if lane.senders < self.worker.settings.webhook_host_concurrency:
+            lane.senders += 1
+            task = asyncio.create_task(self._send(receiver, lane))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
-    async def _deliver(self, delivery: Claimed, target: Target | UrlRefused, receiver: str) -> None:
+    async def _send(self, receiver: str, lane: _Lane) -> None:
+        """One of a receiver's senders (webhook_host_concurrency at most): its deliveries one
+        after another, until none waits. (A task per delivery, each waiting for a place, cost
+        a third more CPU per request.)"""
         try:
-            outcome = await self.worker._attempt(delivery, target)
-        except Exception as exc:  # a bug, not the receiver: still an outcome, retried later
-            log.exception("webhook delivery %s failed unexpectedly", delivery.id)
-            outcome = Outcome(delivery, None, _short(f"{type(exc).__name__}: {exc}"))
+            while lane.waiting:
+                delivery, target = lane.waiting.popleft()
+                try:
+                    outcome = await self.worker._attempt(delivery, target)
+                except Exception as exc:  # a bug, not the receiver: an outcome all the same
+                    log.exception("webhook delivery %s failed unexpectedly", delivery.id)
+                    outcome = Outcome(delivery, None, _short(f"{type(exc).__name__}: {exc}"))
+                self._done(outcome, receiver)
+        finally:
+            lane.senders -= 1
+
+    def _done(self, outcome: Outcome, receiver: str) -> None:
         self.outcomes.append(outcome)
         if len(self.outcomes) in (1, RECORD_BATCH):
             self.flush.set()

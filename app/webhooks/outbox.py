@@ -101,7 +101,7 @@ class Subscriber:
             self.source_system,
         )
 
-    def can_see(self, case: Case | Row, granted_agencies: set[int]) -> bool:
+    def can_see(self, case: Case | Row, granted_agencies: Collection[int]) -> bool:
         """access.visible(), for one case already loaded: admins see every case, agencies
         the cases ever given to them, integration clients what their system submitted."""
         if self.role is Audience.admin:
@@ -139,7 +139,8 @@ class Subscriber:
 def case_json(case: Row, *, personal: bool, now: datetime) -> dict[str, Any]:
     """The case in a body; `case` is a row whose first columns are CASE_FIELDS (see _context)."""
     data: dict[str, Any] = dict(zip(CASE_FIELDS, case, strict=False))
-    data["overdue"] = bool(case.due_at and case.status in OPEN_STATUSES and case.due_at < now)
+    due_at = data["due_at"]
+    data["overdue"] = bool(due_at and data["status"] in OPEN_STATUSES and due_at < now)
     if not personal:
         for name in PERSONAL_FIELDS:
             data[name] = None
@@ -198,7 +199,7 @@ async def dispatch(session: AsyncSession, *, now: datetime, batch: int) -> int:
         update(table)
         .where(c.id.in_(undispatched))
         .values(dispatched_at=now)
-        .returning(c.id, c.case_event_id, c.case_id, c.event_type, c.occurred_at)
+        .returning(c.id, c.case_event_id, c.case_id, c.event_type, c.occurred_at)  # _fan_out order
     )
     events = sorted(taken.all(), key=lambda e: e.id)
     if not events:
@@ -274,37 +275,39 @@ async def _context(session: AsyncSession, events, subscribers: list[Subscriber])
 def _fan_out(events, subscribers, cases, changes, grants, now: datetime) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     sees_personal = {sub.id: sub.sees_personal_data() for sub in subscribers}
-    for event in events:
-        if event.case_id not in cases:
+    pending = DeliveryStatus.pending.value
+    for event_id, case_event_id, case_id, event_type, occurred_at in events:
+        if case_id not in cases:
             continue
-        case, sector_id = cases[event.case_id]
+        case, sector_id = cases[case_id]
+        granted = grants.get(case_id, frozenset())
         bodies: dict[bool, str] = {}  # the body with and without personal data, made once
         for sub in subscribers:
             if (
-                event.occurred_at < sub.since
-                or not sub.wants(event.event_type, case, sector_id)
-                or not sub.can_see(case, grants[case.id])
+                occurred_at < sub.since
+                or not sub.wants(event_type, case, sector_id)
+                or not sub.can_see(case, granted)
             ):
                 continue
             personal = sees_personal[sub.id]
             if personal not in bodies:
                 bodies[personal] = render(
-                    event.id,
-                    event.event_type,
-                    event.occurred_at,
+                    event_id,
+                    event_type,
+                    occurred_at,
                     case_json(case, personal=personal, now=now),
-                    case_event_id=event.case_event_id,
-                    change=changes.get(event.case_event_id),
+                    case_event_id=case_event_id,
+                    change=changes.get(case_event_id),
                 )
             rows.append(
                 {
                     "subscription_id": sub.id,
-                    "event_id": event.id,
-                    "case_id": case.id,
-                    "event_type": event.event_type,
+                    "event_id": event_id,
+                    "case_id": case_id,
+                    "event_type": event_type,
                     "payload": bodies[personal],
                     "priority": sub.priority(case),
-                    "status": DeliveryStatus.pending.value,
+                    "status": pending,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "created_at": now,
