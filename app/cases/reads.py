@@ -2,13 +2,14 @@
 
 A read is answered from plain rows, not ORM objects: the columns CaseRead shows, selected in
 its order, become a dict in that order and are serialised once (orjson) into the very bytes
-FastAPI would have sent (the routes keep `response_model` for OpenAPI). No
-object is built, and nothing is validated twice (the rows come from our own table).
+FastAPI would have sent for the response model (the routes keep `response_model` for OpenAPI).
+No object is built, and nothing is validated twice (the rows come from our own table).
 
 One statement per read: a case comes with its partners' webhook receipts (a LEFT JOIN, empty
 for nearly every case), and on PostgreSQL the record of a person's read of personal data is an
-INSERT in the statement's WITH clause (app/privacy/service.py). The single-case statements are
-built once per access rule and reused with bind parameters.
+INSERT in the statement's WITH clause (app/privacy/service.py). The statements are built once
+(per access rule, per shape of list request) with bind parameters, so SQLAlchemy neither builds
+nor walks them again: their cache key is memoized on the statement.
 """
 
 from __future__ import annotations
@@ -170,10 +171,10 @@ def _page(shape: PageShape, q: str | None) -> tuple[Select, Select]:
     return stmt, count_of(base)
 
 
-# The page's rows by name, typed like the case's columns: the statement around a page refers to
-# them as `page.<column>` (a CTE named page), so no per-request CTE needs its own column objects
-# (making those for 40 columns cost more than the rest of the request).
-# (PostgreSQL's types: only PostgreSQL records in the statement.)
+# The page's rows by name, typed as PostgreSQL reads them (only there is the record written in
+# the statement): the statement around a page refers to them as `page.<column>`, a CTE named
+# page, so no per-request CTE needs column objects of its own (making those for 40 columns cost
+# more than the rest of the request).
 _PAGE = table("page", *(column(c.name, _read_as(c, "postgresql").type) for c in COLUMNS))
 
 

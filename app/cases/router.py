@@ -1,11 +1,11 @@
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import AwareDatetime
 
 from app.auth.deps import Principal, requires
 from app.cases import reads
@@ -102,10 +102,12 @@ async def list_filters(
     overdue: bool | None = None,
     source: Annotated[str | None, Query(max_length=16, description="network or channel")] = None,
     source_system: Annotated[str | None, Query(max_length=64)] = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
-    due_from: datetime | None = None,
-    due_to: datetime | None = None,
+    # With a zone (…Z, …+03:00): an instant without one was a 500 at the database (UTCDateTime
+    # refuses naive values), now a 422 naming the parameter.
+    created_from: AwareDatetime | None = None,
+    created_to: AwareDatetime | None = None,
+    due_from: AwareDatetime | None = None,
+    due_to: AwareDatetime | None = None,
     reopened: bool | None = None,
     q: Annotated[str | None, Query(min_length=1, max_length=200, description="Full text")] = None,
 ) -> CaseFilters:

@@ -82,7 +82,9 @@ def record_reads(
 #
 # On PostgreSQL a reading request runs in autocommit (app/core/db.py): the read and its record
 # can be one statement, the record an INSERT in a WITH clause of the SELECT that shows the cases.
-# Both happen, or neither: no second round trip, no window between them.
+# The rows read and their record are committed together, or neither is: no second round trip,
+# no window between them (in a transactional session they commit with it). As before, an
+# answer lost after that (the client gone) still counts as shown.
 
 
 def shows_personal_data(columns) -> ColumnElement[bool]:

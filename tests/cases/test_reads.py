@@ -209,3 +209,17 @@ def test_overdue_within_chosen_statuses(client, auth, db, world):
     assert listed("status=closed&overdue=true") == set()
     assert listed(f"{open_statuses}&overdue=false") == {on_time}
     assert listed("overdue=false") == {on_time, closed_late}
+
+
+def test_date_filters_need_a_zone(client, auth, world):
+    """A date filter without a zone was a 500 (the UTC column refuses naive values)."""
+    operator = auth.headers("operator")
+    case = client.post("/api/v1/incidents", json=incident(n=1), headers=operator).json()
+    for query in ("created_from=2024-01-01T00:00:00", "due_to=2024-01-01", "created_to=now"):
+        response = client.get(f"/api/v1/cases?{query}", headers=operator)
+        assert response.status_code == 422, (query, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert query.split("=")[0] in response.text
+    for query in ("created_from=2024-01-01T00:00:00Z", "created_to=2099-01-01T03:00:00%2B03:00"):
+        listed = _get(client, f"/api/v1/cases?{query}", operator).json()["items"]
+        assert [c["id"] for c in listed] == [case["id"]]
