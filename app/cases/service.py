@@ -16,6 +16,7 @@ from sqlalchemy import (
     Select,
     String,
     TextClause,
+    any_,
     bindparam,
     func,
     literal,
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy import (
     Sequence as DbSequence,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -277,8 +279,17 @@ def _validate(
 _REFERENCE_TABLES = {"category": Category, "territory": Territory, "agency": Agency}
 
 
+def _among(column: Any, name: str, dialect: str) -> Any:
+    """`column IN (:name…)`, on PostgreSQL as `= ANY(:name)` with the list as one array: the
+    same statement for any number of values, where an IN list is rendered anew per call
+    (with a cast per value) and prepared anew per length."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 @cache
-def _references_query(kinds: tuple[str, ...]) -> Select:
+def _references_query(kinds: tuple[str, ...], dialect: str) -> Select:
     """(table name, id, is_active, parent_id) of the rows named by the `<name>_ids` lists;
     built once per combination of tables (a statement built per request costs more Python
     than its round trip)."""
@@ -286,11 +297,16 @@ def _references_query(kinds: tuple[str, ...]) -> Select:
     for name in kinds:
         table = _REFERENCE_TABLES[name].__table__
         parent = table.c.parent_id if name == "category" else null()
-        ids = bindparam(f"{name}_ids", expanding=True)
-        parts.append(
-            select(literal(name), table.c.id, table.c.is_active, parent).where(table.c.id.in_(ids))
-        )
+        named = _among(table.c.id, f"{name}_ids", dialect)
+        parts.append(select(literal(name), table.c.id, table.c.is_active, parent).where(named))
     return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+@cache
+def _filed_query(columns: tuple[Any, ...], dialect: str) -> Select:
+    """The cases of a source system with the given `external_ids`."""
+    among = _among(_CASES.c.external_id, "external_ids", dialect)
+    return select(*columns).where(_CASES.c.source_system == bindparam("source_system"), among)
 
 
 @cache
@@ -445,10 +461,9 @@ class CaseService:
         the case, for an answer in full; or a batch's few, _FILED_COLUMNS)."""
         if not external_ids:
             return {}
-        stmt = select(*columns).where(
-            _CASES.c.source_system == source_system, _CASES.c.external_id.in_(set(external_ids))
-        )
-        return {row.external_id: row for row in await self.session.execute(stmt)}
+        stmt = _filed_query(tuple(columns), self.session.bind.dialect.name)
+        params = {"source_system": source_system, "external_ids": list(set(external_ids))}
+        return {row.external_id: row for row in await self.session.execute(stmt, params)}
 
     async def _references(self, items: Sequence[Any], rules: RuleSet) -> _References:
         """The categories and territories the items name, and the agencies the rules may
@@ -467,7 +482,8 @@ class CaseService:
         if not kinds:
             return found
         for name, obj_id, active, parent in await self.session.execute(
-            _references_query(kinds), {f"{name}_ids": params[f"{name}_ids"] for name in kinds}
+            _references_query(kinds, self.session.bind.dialect.name),
+            {f"{name}_ids": params[f"{name}_ids"] for name in kinds},
         ):
             if name == "category":
                 found.categories[obj_id] = (bool(active), parent)
