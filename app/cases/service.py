@@ -25,11 +25,9 @@ from sqlalchemy import (
     text,
     union_all,
 )
-from sqlalchemy import (
-    Sequence as DbSequence,
-)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import Sequence as DbSequence
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.deps import Principal
@@ -123,7 +121,7 @@ _FILED_COLUMNS = (*(_CASES.c[name] for name in Filed._fields), _CASES.c.external
 
 @dataclass(slots=True)
 class Intake:
-    case: Case | Row | Filed  # read() takes a Case or a row of _CASE_COLUMNS
+    case: Case | Row | Filed  # a row of _CASE_COLUMNS (read() takes it), or a batch's Filed
     created: bool
 
 
@@ -161,18 +159,20 @@ class _References:
     territories: dict[int, bool]
     agencies: dict[int, bool]
 
-    def check(self, data: IncidentCreate | AppealCreate) -> int | None:
-        """As `resolve` would: a 422 naming the field for an unknown or inactive reference.
-        Returns the case's sector (its category's parent, or the category itself)."""
-        sector = None
+    def check(self, data: IncidentCreate | AppealCreate) -> None:
+        """As `resolve` would: a 422 naming the field for an unknown or inactive reference."""
         if data.category_id is not None:
             found = self.categories.get(data.category_id)
             _check_reference("category_id", "category", data.category_id, found and found[0])
-            sector = found[1] or data.category_id
         if data.territory_id is not None:
             found = self.territories.get(data.territory_id)
             _check_reference("territory_id", "territory", data.territory_id, found)
-        return sector
+
+    def sector(self, category_id: int | None) -> int | None:
+        """The sector of a checked category: its parent, or itself."""
+        if category_id is None:
+            return None
+        return self.categories[category_id][1] or category_id
 
 
 def _check_reference(field: str, label: str, obj_id: int, active: bool | None) -> None:
@@ -219,10 +219,6 @@ def _event_row(principal: Principal | None, action: str, **kw: Any) -> tuple[Any
 
 def _number_prefix(kind: str, created_at: datetime) -> str:
     return f"{'INC' if kind == CaseKind.incident else 'APL'}-{created_at.year}-"
-
-
-def _number(case: Case) -> str:
-    return f"{_number_prefix(case.kind, case.created_at)}{case.id:06d}"
 
 
 def _new_case(data: IncidentCreate | AppealCreate, now: datetime) -> dict[str, Any]:
@@ -496,8 +492,9 @@ class CaseService:
     async def _prepare(
         self, items: list[Any], source_system: str, rules: RuleSet, refs: _References
     ) -> list[_Prepared]:
-        """New cases as rows, routed and (where a rule names an active agency) assigned, not
-        yet inserted. All get the same registration time: they arrive in one request."""
+        """New cases as rows (their references checked), routed and (where a rule names an
+        active agency) assigned, not yet inserted. All get the same registration time: they
+        arrive in one request."""
         if not items:
             return []
         now = utcnow()
@@ -506,7 +503,7 @@ class CaseService:
             row = _new_case(data, now)
             row["source_system"] = source_system
             row["submitted_by"] = self.principal.subject
-            sector_id = refs.check(data)
+            sector_id = refs.sector(data.category_id)
             facts = CaseFacts(
                 kind=row["kind"],
                 category_id=row["category_id"],
@@ -521,7 +518,7 @@ class CaseService:
 
         active = refs.agencies
         unknown = {decision.agency_id for _, _, decision in routed} - {None} - active.keys()
-        if unknown:  # not among the rules' agencies loaded with the references: cannot be
+        if unknown:  # cannot happen (the references hold every agency a rule may pick)
             table = Agency.__table__
             stmt = select(table.c.id, table.c.is_active).where(table.c.id.in_(unknown))
             active |= {agency_id: bool(on) for agency_id, on in await self.session.execute(stmt)}
