@@ -44,11 +44,13 @@ _ID_LISTS = {
 _LISTS = ("kinds", "category_ids", "territory_ids", "sources", "keywords", "notify_agency_ids")
 
 
-# --- what the case intake calls --------------------------------------------------------------
+# --- what the cases call ----------------------------------------------------------------------
 
 
 async def route(session: AsyncSession, facts: CaseFacts) -> RoutingDecision:
-    """The routing decision for a case, from the cached rule set."""
+    """The routing decision for a case, from the cached rule set. (The intake takes the rule
+    set itself, `current_rules`, once per request: it also asks it which agencies it may
+    pick, and a batch routes a thousand cases with it.)"""
     return (await current_rules(session)).evaluate(facts, explain=False)
 
 
