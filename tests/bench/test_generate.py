@@ -86,6 +86,11 @@ def test_generated_cases_are_consistent(generated, client, database_url):
         if case["agency_id"] is not None:
             assert (case["id"], case["agency_id"]) in links
 
+    # The history's outbox events count as sent when they happened: a worker starts on new ones.
+    outbox = fetch("SELECT occurred_at, dispatched_at FROM webhook_event")
+    assert len(outbox) == len(events)
+    assert all(e["dispatched_at"] == e["occurred_at"] for e in outbox)
+
     # The id sequence moved past the block, so the app's next case does not collide.
     seq = fetch("SELECT last_value FROM case_file_id_seq")[0]["last_value"]
     assert seq >= generated.last_id
