@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -12,7 +13,7 @@ from app.accounts.router import router as accounts_router
 from app.auth.router import router as auth_router
 from app.cases.router import router as cases_router
 from app.core.callers import TokenSubjects
-from app.core.config import Settings, get_settings
+from app.core.config import Environment, Settings, get_settings
 from app.core.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from app.core.docs_ui import install_docs
 from app.core.errors import install_error_handlers
@@ -46,6 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.read_sessionmaker = make_read_sessionmaker(engine)
+        if settings.env is not Environment.test:
+            # What start-up built (modules, models, routes, the OpenAPI schema) lives as long as
+            # the process: moved out of the collector's generations, the full collections that
+            # requests trigger no longer walk it (shorter pauses, a lower latency tail).
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
