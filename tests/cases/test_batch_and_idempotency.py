@@ -7,27 +7,19 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import event, insert, select, text, update
+from sqlalchemy import insert, select, text, update
 
 from app.cases.models import Case, CaseEvent
 from app.core.idempotency import IdempotencyRecord
 from app.core.types import utcnow
 from tests.cases.conftest import appeal, incident, rule
+from tests.sql import statements
 
 
 def _statements(client, call):
-    engine = client.app.state.engine.sync_engine
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements(client) as sent:
         response = call()
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    return response, statements
+    return response, sent
 
 
 def _all(db, stmt) -> list:

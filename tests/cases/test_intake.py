@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.cases.conftest import appeal, incident, rule
+from tests.sql import statements
 
 
 def test_incident_is_routed_by_sector_and_russian_word_form(client, auth, db, world):
@@ -151,25 +152,16 @@ def test_a_create_is_one_query_and_one_insert_on_postgresql(client, auth, db, wo
     """References (with the agencies routing may pick) in one query; the case, its number,
     events and access rows in one statement on PostgreSQL (four on SQLite). No savepoint, no
     UPDATE for the number, no lookup of the source id first."""
-    from sqlalchemy import event
 
     rule(db, category_ids=[world.roads.id], agency_id=world.adm_krasnodar.id)
     rule(db, name="Пропавшие", position=1, missing_person=True, stop=False,
          notify_agency_ids=[world.lizaalert.id])  # fmt: skip
     headers = auth.headers("integration", source="incident-management")
     client.post("/api/v1/incidents", json=incident(n="warm"), headers=headers)
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        seen.append(" ".join(statement.split()))
-
-    engine = client.app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements(client) as sent:
         body = incident(category_id=world.potholes.id, missing_person=True)
         response = client.post("/api/v1/incidents", json=body, headers=headers)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    seen = [" ".join(statement.split()) for statement in sent]
     assert response.status_code == 201, response.text
     case = response.json()
     assert case["agency_id"] == world.adm_krasnodar.id and case["priority"] == "urgent"

@@ -3,32 +3,16 @@ case, and answers that are exactly what the response models serialise to."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from app.cases.models import Case
 from app.cases.schemas import CasePage, CaseRead
 from app.core.types import utcnow
 from tests import factories
 from tests.cases.conftest import appeal, incident, rule
-
-
-@contextmanager
-def statements(client):
-    """The SQL statements sent while the block runs."""
-    engine = client.app.state.engine.sync_engine
-    sent: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+from tests.sql import statements
 
 
 def _get(client, path, headers):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -20,6 +19,7 @@ from app.stats.models import StatsSnapshot
 from app.stats.schemas import Dimension, Interval, LeagueBy
 from app.stats.service import StatsFilters, StatsRequest, StatsService
 from app.stats.snapshots import Freshness, Snapshot, SnapshotStore, compute, store_of
+from tests.sql import statements
 from tests.stats.conftest import PERIOD, make_case, msk
 
 SUMMARY = "/api/v1/stats/summary"
@@ -41,22 +41,6 @@ def clock(request) -> list[float]:
     if "client" in request.fixturenames:
         store_of(request.getfixturevalue("client").app).clock = lambda: now[0]
     return now
-
-
-@contextmanager
-def statements(client):
-    """The SQL statements run meanwhile (every connection of the app's engine)."""
-    seen: list[str] = []
-    engine = client.app.state.engine.sync_engine
-
-    def record(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def aggregates(seen: list[str]) -> list[str]:
