@@ -18,6 +18,7 @@ from app.cases.schemas import PartnerDelivery
 from app.core.config import Environment, Settings
 from app.core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from app.core.pagination import paged
+from app.core.passwords import new_secret
 from app.core.references import resolve
 from app.core.schemas import MAX_ID, PageParams
 from app.core.types import utcnow
@@ -51,14 +52,6 @@ class UrlNotAllowed(DomainError):
             f"url: {detail}",
             errors=[{"loc": ["body", "url"], "msg": detail, "type": self.code}],
         )
-
-
-def _new_secret(nbytes: int) -> str:
-    # Imported on use: app.core.passwords hashes a dummy password with Argon2 when imported
-    # (64 MiB for a moment), and the webhook worker, which imports this module, never needs it.
-    from app.core.passwords import new_secret
-
-    return new_secret(nbytes)
 
 
 # --- the allowlist and URL checks ----------------------------------------------------------------
@@ -203,7 +196,7 @@ async def create_subscription(
     await _check_filters(session, data.agency_ids, data.category_ids)
     url = str(data.url)
     await check_subscription_url(session, settings, url, resolver)
-    secret = data.secret or _new_secret(32)
+    secret = data.secret or new_secret(32)
     sub = WebhookSubscription(
         url=url,
         description=data.description,
@@ -261,7 +254,7 @@ async def rotate_secret(
     grace = timedelta(hours=settings.webhook_secret_grace_hours)
     sub.previous_secret = sub.secret if grace else None
     sub.previous_secret_expires_at = now + grace if grace else None
-    sub.secret = _new_secret(32)
+    sub.secret = new_secret(32)
     sub.secret_rotated_at = sub.updated_at = now
     await session.flush()
     return sub, sub.secret

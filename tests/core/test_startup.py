@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
+from app.core import passwords
 from app.core.config import Settings
 from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -33,3 +40,33 @@ def test_a_serving_process_moves_its_start_up_objects_out_of_the_collector(
     )
     with TestClient(create_app(settings)):
         assert (gc.get_freeze_count() > 0) is frozen
+
+
+def test_importing_the_app_hashes_no_password():
+    # The dummy hash that makes an unknown login cost what a known one costs is made on first
+    # use: one Argon2id hash holds 64 MiB for a moment, and every process importing the app (API,
+    # webhook worker, CLI) used to pay it at import, peaking at about 140 MB before serving.
+    code = (
+        "import argon2\n"
+        "calls = []\n"
+        "hash_ = argon2.PasswordHasher.hash\n"
+        "argon2.PasswordHasher.hash = lambda *a, **k: calls.append(1) or hash_(*a, **k)\n"
+        "import app.main, app.webhooks.delivery, app.__main__\n"
+        "print(len(calls))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "0"
+
+
+def test_an_unknown_account_still_costs_one_argon2_verification(monkeypatch):
+    verified = []
+    real = PasswordHasher.verify
+    monkeypatch.setattr(
+        PasswordHasher, "verify", lambda self, h, s: verified.append(h) or real(self, h, s)
+    )
+    assert passwords.verify_secret(None, "anything") is False
+    assert passwords.verify_secret(None, "anything") is False
+    assert len(verified) == 2 and verified[0] == verified[1]  # the same dummy, made once
+    assert verified[0].startswith("$argon2id$")
