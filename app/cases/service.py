@@ -56,7 +56,7 @@ from app.cases.schemas import (
 )
 from app.cases.workflow import TRANSITIONS, Action, target_status
 from app.core.config import Settings
-from app.core.db import insert_rows, savepoint
+from app.core.db import fetch_all, insert_rows, savepoint
 from app.core.errors import (
     Conflict,
     DomainError,
@@ -681,7 +681,7 @@ class CaseService:
         if in_statement:
             params |= reader_values(self.principal)
         connection = await self.session.connection()
-        rows = (await connection.execute(stmt, params)).all()
+        rows = await fetch_all(connection, stmt, params)
         if not rows:
             raise NotFound(f"No case with id {case_id}")
         partners = [reads.partner(*row[-3:]) for row in rows if row[-3] is not None]
@@ -735,7 +735,7 @@ class CaseService:
         if in_statement:
             params |= reader_values(self.principal) | {"shown_limit": limit}
         connection = await self.session.connection()
-        rows = (await connection.execute(page, params)).all()
+        rows = await fetch_all(connection, page, params)
         hidden, now = self._hidden(), utcnow()
         items = [reads.answer(row, self.principal, hidden, now) for row in rows[:limit]]
         if recorded and not in_statement:
