@@ -97,7 +97,6 @@ class Case(SQLModel, table=True):
         Index("ix_case_file_status_created", "status", "created_at", "id"),
         Index("ix_case_file_agency_status_created", "agency_id", "status", "created_at", "id"),
         Index("ix_case_file_created", "created_at", "id"),
-        Index("ix_case_file_open_due", "status", "due_at"),
         # The open queue's two common orders, over open cases only: a page is the first 50
         # entries of the index, however many cases are open (no sort of all of them).
         Index(
@@ -136,7 +135,7 @@ class Case(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
     number: str | None = Field(default=None, sa_column=_str(32, unique=True))
-    kind: str = Field(sa_column=_str(16, nullable=False, index=True))
+    kind: str = Field(sa_column=_str(16, nullable=False))
     status: str = Field(sa_column=_str(16, nullable=False))
     priority: str = Field(default=Priority.normal, sa_column=_str(16, nullable=False, index=True))
     version: int = Field(default=1, sa_column=_VERSION)
@@ -148,7 +147,7 @@ class Case(SQLModel, table=True):
     routing_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     deadline_policy_id: int | None = Field(default=None, sa_column=_fk("deadline_policy"))
 
-    source_system: str = Field(sa_column=_str(64, nullable=False, index=True))
+    source_system: str = Field(sa_column=_str(64, nullable=False))  # the unique key leads
     external_id: str | None = Field(default=None, sa_column=_str(200))
     submitted_by: str = Field(sa_column=_str(64, nullable=False))
 

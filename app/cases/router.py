@@ -307,9 +307,10 @@ def _batch_body(outcomes) -> bytes:
 
 
 class _OneBatchAtATime(APIRoute):
-    """A worker is one thread: batches side by side are no faster, only bigger in memory. So
-    a worker takes them one at a time (REGIONDESK_BATCH_CONCURRENCY), and a batch waits for
-    its turn before its body is read: the waiting ones hold no parsed copy of a thousand
+    """A worker takes a few batches at a time (REGIONDESK_BATCH_CONCURRENCY, 2 by default:
+    while one batch waits for PostgreSQL — its COPYs and commit, most of its time — the next
+    one's Python runs; more than two add memory, not speed, on one thread), and a batch waits
+    for its turn before its body is read: the waiting ones hold no parsed copy of a thousand
     items (the server stops reading a body nobody reads)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

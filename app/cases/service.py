@@ -88,8 +88,10 @@ _CASES = Case.__table__
 _EVENTS = CaseEvent.__table__
 # Every column of a new case row, in table order (the bulk insert names them all).
 _CASE_NAMES = tuple(c.name for c in _CASES.columns)
-# What a new case holds before the request's fields, routing and the deadline fill it in.
-_NEW_CASE: dict[str, Any] = dict.fromkeys(_CASE_NAMES) | {
+# What a new case holds before the request's fields, routing and the deadline fill it in: the
+# columns with a value of their own; a row holds only what is set (any other column is NULL,
+# read with .get): half the memory of a dict of every column, a thousand times in a batch.
+_NEW_CASE: dict[str, Any] = {
     "version": 1,
     "reopen_count": 0,
     "missing_person": False,
@@ -227,7 +229,7 @@ def _new_case(data: IncidentCreate | AppealCreate, now: datetime) -> dict[str, A
     source_id = "post_id" if incident else "number"  # an appeal's number is not the case's
     row = _NEW_CASE.copy()
     for name, value in data.__dict__.items():  # the fields (no extras: Input forbids them)
-        if name != source_id:
+        if value is not None and name != source_id:
             row[name] = value.value if isinstance(value, enum.Enum) else value
     if incident:
         row["post_url"] = str(data.post_url)
@@ -239,7 +241,7 @@ def _new_case(data: IncidentCreate | AppealCreate, now: datetime) -> dict[str, A
     else:
         row["attachment_urls"] = [str(url) for url in data.attachment_urls]
         row["kind"] = CaseKind.appeal.value
-    row["priority"] = row["priority"] or Priority.normal.value
+    row["priority"] = row.get("priority") or Priority.normal.value
     row["status"] = CaseStatus.new.value
     row["external_id"] = _external_id(data)
     row["created_at"] = row["updated_at"] = now
@@ -440,7 +442,7 @@ class CaseService:
             await self._record_intake(prepared)
             for i, p in zip(first.values(), prepared, strict=True):
                 row = p.row
-                filed = Filed(*(row[name] for name in Filed._fields))
+                filed = Filed(*map(row.get, Filed._fields))
                 outcomes[i].intake = Intake(filed, created=True)
         for outcome in outcomes:
             if outcome.same_as is not None:
@@ -499,17 +501,18 @@ class CaseService:
             return []
         now = utcnow()
         routed = []
-        for data in items:
+        for i, data in enumerate(items):
+            items[i] = None  # the row replaces the model (the caller keeps no other reference)
             row = _new_case(data, now)
             row["source_system"] = source_system
             row["submitted_by"] = self.principal.subject
             sector_id = refs.sector(data.category_id)
             facts = CaseFacts(
                 kind=row["kind"],
-                category_id=row["category_id"],
+                category_id=row.get("category_id"),
                 sector_id=sector_id,
-                territory_id=row["territory_id"],
-                source=row["network"] or row["channel"],
+                territory_id=row.get("territory_id"),
+                source=row.get("network") or row.get("channel"),
                 text=row["text"],
                 missing_person=row["missing_person"],
                 important=row["important"],
@@ -533,7 +536,7 @@ class CaseService:
                 d.notify_agency_ids,
                 d.reason,
                 row["kind"],
-                row["legal_regime"],
+                row.get("legal_regime"),
                 row["priority"],
                 sector_id,
             )
@@ -574,7 +577,7 @@ class CaseService:
             policy = await select_policy(
                 self.session,
                 kind=case["kind"],
-                legal_regime=case["legal_regime"],
+                legal_regime=case.get("legal_regime"),
                 priority=columns["priority"],
                 sector_id=sector_id,
                 policy_id=columns["deadline_policy_id"],
@@ -612,7 +615,7 @@ class CaseService:
         one statement, and waits for a racing request's transaction before deciding."""
         row = prepared.row
         dialect = self.session.bind.dialect.name
-        params = {name: row[name] for name in _CASE_NAMES if name not in ("id", "number")}
+        params = {name: row.get(name) for name in _CASE_NAMES if name not in ("id", "number")}
         params["number_prefix"] = _number_prefix(row["kind"], row["created_at"])
         if dialect == "postgresql":
             params["events"] = [
@@ -640,22 +643,24 @@ class CaseService:
             last = await self.session.execute(select(func.coalesce(func.max(_CASES.c.id), 0)))
             start = last.scalar_one() + 1
             ids = list(range(start, start + len(prepared)))
-        rows = []
         for p, case_id in zip(prepared, ids, strict=True):
             row = p.row
             row["id"] = case_id
             row["number"] = f"{_number_prefix(row['kind'], row['created_at'])}{case_id:06d}"
-            rows.append(tuple(row[name] for name in _CASE_NAMES))
-        await insert_rows(self.session, _CASES, _CASE_NAMES, rows)
+        # Streamed: each tuple is made as COPY sends it (a list of them all is half a MB more).
+        rows = (tuple(map(p.row.get, _CASE_NAMES)) for p in prepared)
+        await insert_rows(self.session, _CASES, _CASE_NAMES, rows, count=len(prepared))
 
     async def _record_intake(self, prepared: list[_Prepared]) -> None:
         """Events and access rows of freshly inserted cases, in bulk (the outbox trigger on
         case_event sees them like any other insert)."""
-        events = [
+        # Streamed to COPY, as the cases were.
+        events = (
             (p.row["id"], *event, p.row["created_at"]) for p in prepared for event in p.plan.events
-        ]
+        )
         grants = [(p.row["id"], agency_id) for p in prepared for agency_id in p.plan.grants]
-        await insert_rows(self.session, _EVENTS, _EVENT_NAMES, events)
+        count = sum(len(p.plan.events) for p in prepared)
+        await insert_rows(self.session, _EVENTS, _EVENT_NAMES, events, count=count)
         await insert_rows(self.session, CaseAgency.__table__, _ACCESS_NAMES, grants)
 
     # --- reads -------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     # `python -m app erase-personal-data` (run it daily); 5 years by default.
     personal_data_retention_days: int = Field(default=1825, ge=1)
     # Batch intakes processed at once per worker process; more wait their turn (memory bound).
-    batch_concurrency: int = Field(default=1, ge=1, le=64)
+    # Two: one batch's Python runs while the other waits for PostgreSQL.
+    batch_concurrency: int = Field(default=2, ge=1, le=64)
     docs_enabled: bool = True
     # operations (app/observability, app/core/limits.py, app/core/security_headers.py);
     # described in docs/operations.md

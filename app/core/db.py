@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -94,17 +94,25 @@ COPY_MIN_ROWS = 32
 
 
 async def insert_rows(
-    session: AsyncSession, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    session: AsyncSession,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+    count: int | None = None,
 ) -> None:
     """Plain rows (tuples of `columns`, values as the ORM takes them) added in one go: on
     PostgreSQL with COPY when there are many, about ten times faster than INSERTs for a batch
     (triggers fire and constraints hold as for an INSERT; a violation is an IntegrityError,
     as it would be from an INSERT), else one executemany. COPY goes through the driver, past
-    SQLAlchemy, so its events (`before_cursor_execute`) do not see it."""
-    if not rows:
+    SQLAlchemy, so its events (`before_cursor_execute`) do not see it. `rows` may be a
+    generator (then `count` says how many it yields): COPY streams it, built row by row as
+    the driver sends them, never all at once."""
+    if count is None:
+        count = len(rows)  # a sequence, then
+    if not count:
         return
     connection = await session.connection()
-    if connection.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
+    if connection.dialect.name != "postgresql" or count < COPY_MIN_ROWS:
         await session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
     from asyncpg.exceptions import IntegrityConstraintViolationError

@@ -114,7 +114,14 @@ class WebhookEvent(SQLModel, table=True):
             postgresql_where=text("dispatched_at IS NULL"),
             sqlite_where=text("dispatched_at IS NULL"),
         ),
-        Index("ix_webhook_event_dispatched", "dispatched_at"),  # the retention job
+        # The retention job (dispatched_at < cutoff): dispatched rows only, so a new outbox
+        # row adds no entry (0015).
+        Index(
+            "ix_webhook_event_dispatched",
+            "dispatched_at",
+            postgresql_where=text("dispatched_at IS NOT NULL"),
+            sqlite_where=text("dispatched_at IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
