@@ -1,7 +1,7 @@
 """intake: fewer indexes to maintain per new case and per outbox row
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-11-29 00:40:00
 
 Every new case adds an entry to every index of case_file, and every event an outbox row to
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
