@@ -1035,7 +1035,10 @@ async def generate(
             first_id + cases - 1,
         )
         if analyze:
-            await conn.execute("ANALYZE case_file, case_event, case_agency, webhook_event")
+            tables = "case_file, case_event, case_agency, webhook_event"
+            if await conn.fetchval("SELECT to_regclass('case_search') IS NOT NULL"):
+                tables += ", case_search"  # search pages walk it (migration 0014)
+            await conn.execute(f"ANALYZE {tables}")
     finally:
         await conn.close()
     return Report(cases, first_id, first_id + cases - 1, time.monotonic() - started)
