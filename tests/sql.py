@@ -23,3 +23,21 @@ def statements(client) -> Iterator[list[str]]:
         yield sent
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+CACHE_RELOADS = (
+    "FROM routing_rule",
+    "FROM deadline_policy",
+    "FROM calendar_exception",
+    "FROM api_client",
+    "category.code",
+)
+"""What the per-process caches (rules, deadlines, calendar, accounts, categories) send now and
+then: a request's own statements are the others."""
+
+
+def uncached(sent: list[str]) -> list[str]:
+    """The statements of `sent` that are a request's own work (not a cache's check or reload),
+    whitespace collapsed."""
+    collapsed = (" ".join(s.split()) for s in sent)
+    return [s for s in collapsed if not any(t in s for t in CACHE_RELOADS)]

@@ -13,7 +13,7 @@ from app.cases.models import Case, CaseEvent
 from app.core.idempotency import IdempotencyRecord
 from app.core.types import utcnow
 from tests.cases.conftest import appeal, incident, rule
-from tests.sql import statements
+from tests.sql import statements, uncached
 
 
 def _statements(client, call):
@@ -457,14 +457,7 @@ def test_a_batch_is_a_fixed_handful_of_statements(client, auth, db, world, monke
         client, lambda: client.post(url, json={"items": items}, headers=headers)
     )
     assert response.json()["created"] == 100
-    cached = (  # the per-process caches' occasional checks and reloads
-        "FROM routing_rule",
-        "FROM deadline_policy",
-        "FROM calendar_exception",
-        "FROM api_client",
-        "category.code",
-    )
-    work = [" ".join(s.split())[:40] for s in statements if not any(t in s for t in cached)]
+    work = [s[:40] for s in uncached(statements)]
     if db.dialect == "postgresql":
         assert work == [
             "SELECT case_file.id, case_file.number, c",  # the source ids already filed
