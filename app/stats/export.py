@@ -19,7 +19,6 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import anyio
-import xlsxwriter
 from fastapi.responses import StreamingResponse
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -127,6 +126,9 @@ class _XlsxFile:
         fd, self.path = tempfile.mkstemp(prefix="regiondesk-", suffix=".xlsx")
         os.close(fd)
         self.columns, self.sheet_name, self.tz = columns, sheet, tz
+        # Imported on the first XLSX export: 2 MB that a serving process rarely needs.
+        import xlsxwriter
+
         self.book = xlsxwriter.Workbook(
             self.path,
             {

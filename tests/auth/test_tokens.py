@@ -10,8 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+import rsa  # python-jose's own RSA dependency (pure Python): the attacker's keys below
 from jose import jwt
 
 from app.auth.permissions import ROLE_SCOPES, Role
@@ -154,12 +153,8 @@ def test_other_hmac_algorithms_with_the_right_key_are_refused(client, auth, sett
 
 def test_rs256_token_is_refused(client, auth, settings):
     user = auth.user()
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    _, private = rsa.newkeys(1024)
+    pem = private.save_pkcs1().decode()
     token = _sign(settings, _claims(settings, f"user:{user.id}"), algorithm="RS256", key=pem)
     _assert_refused(_get_me(client, token))
 
@@ -167,11 +162,7 @@ def test_rs256_token_is_refused(client, auth, settings):
 def test_hs256_signed_with_a_public_key_as_secret_is_refused(client, auth, settings):
     # Key confusion: an attacker who knows a public key signs HMAC with it.
     user = auth.user()
-    public_pem = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    public_pem = rsa.newkeys(1024)[0].save_pkcs1()
     header = _b64({"alg": "HS256", "typ": "JWT"})
     payload = _b64(_claims(settings, f"user:{user.id}"))
     sig = hmac.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,39 @@ def test_an_unknown_account_still_costs_one_argon2_verification(monkeypatch):
     assert passwords.verify_secret(None, "anything") is False
     assert len(verified) == 2 and verified[0] == verified[1]  # the same dummy, made once
     assert verified[0].startswith("$argon2id$")
+
+
+def _imported_by_the_app(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return done.stdout.strip()
+
+
+def test_tokens_are_signed_and_checked_without_the_cryptography_package():
+    # python-jose signs HS256 with the standard library's hmac; its `cryptography` backend (7 MB
+    # of OpenSSL bindings in every process) is not a dependency, and nothing may need it.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [
+        *project["dependencies"],
+        *(d for ds in project["optional-dependencies"].values() for d in ds),
+    ]
+    assert not [d for d in wanted if "cryptography" in d], "python-jose imports it when installed"
+    code = (
+        "import sys\n"
+        "sys.modules['cryptography'] = None  # any import of it fails\n"
+        "from datetime import timedelta\n"
+        "import app.main, app.webhooks.delivery, app.__main__\n"
+        "from app.core.config import Settings\n"
+        "from app.core import tokens\n"
+        "s = Settings(_env_file=None, secret_key='k' * 48)\n"
+        "t = tokens.issue_access_token(s, subject='user:1', role='operator', scopes=['cases:read'],"
+        " lifetime=timedelta(minutes=5))\n"
+        "print(tokens.decode_access_token(s, t).sub)\n"
+    )
+    assert _imported_by_the_app(code) == "user:1"
+
+
+def test_importing_the_app_leaves_the_xlsx_writer_for_the_first_export():
+    code = "import sys, app.main\nprint('xlsxwriter' in sys.modules)\n"
+    assert _imported_by_the_app(code) == "False"
