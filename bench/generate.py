@@ -1035,10 +1035,14 @@ async def generate(
             first_id + cases - 1,
         )
         if analyze:
+            # Vacuumed as well as analyzed, as autovacuum keeps a live database: COPY leaves no
+            # visibility map (every index-only scan would visit the heap), no hint bits (the
+            # first reads would write them), the GIN index's pending list full (every text
+            # search would scan it) and the UPDATE above half of webhook_event dead.
             tables = "case_file, case_event, case_agency, webhook_event"
             if await conn.fetchval("SELECT to_regclass('case_search') IS NOT NULL"):
                 tables += ", case_search"  # search pages walk it (migration 0014)
-            await conn.execute(f"ANALYZE {tables}")
+            await conn.execute(f"VACUUM (ANALYZE) {tables}")
     finally:
         await conn.close()
     return Report(cases, first_id, first_id + cases - 1, time.monotonic() - started)

@@ -61,7 +61,8 @@ PY = sys.executable
 ADMIN_URL = os.environ.get(
     "REGIONDESK_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-MARKER = "regiondesk-bench cases={cases} seed={seed}"
+# v2: vacuumed after loading (bench/generate.py); a dataset marked otherwise is rebuilt.
+MARKER = "regiondesk-bench cases={cases} seed={seed} v2"
 SUBSCRIPTION_NOTE = "regiondesk-bench receiver"
 KEY_PACKAGES = (
     "fastapi",
