@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Column, Index, Integer, String
 from sqlmodel import Field, SQLModel
 
 from app.core.types import UTCDateTime, utcnow
@@ -15,7 +15,10 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 class PersonalDataAccess(SQLModel, table=True):
     """A person received a case's personal data (applicant or author fields) from the API.
 
-    Append-only: no route changes or deletes these."""
+    Append-only: no route changes or deletes these. Evidence that outlives anything: case_id
+    is no foreign key (migration 0016), so nothing removes a record with its case, and the
+    reads that write it (in the page's own statement) neither look the case up again nor
+    lock its row."""
 
     __tablename__ = "personal_data_access"
     __table_args__ = (
@@ -24,9 +27,7 @@ class PersonalDataAccess(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))
-    case_id: int = Field(
-        sa_column=Column(BigId, ForeignKey("case_file.id", ondelete="CASCADE"), nullable=False)
-    )
+    case_id: int = Field(sa_column=Column(BigId, nullable=False))
     actor: str = Field(sa_column=Column(String(64), nullable=False))
     actor_name: str = Field(sa_column=Column(String(200), nullable=False))
     actor_role: str = Field(sa_column=Column(String(16), nullable=False))

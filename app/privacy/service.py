@@ -142,6 +142,8 @@ def _forget_reads(session: Session) -> None:
 # Attachments come only with appeals, which always name their applicant; and a JSON column
 # stores Python's None as JSON null, so the text columns are what tell.
 _PERSONAL_TEXT = ("applicant_name", "applicant_email", "applicant_phone", "author_handle")
+SHOWS_PERSONAL_DATA_COLUMNS = (*_PERSONAL_TEXT, "attachment_urls")
+"""The columns shows_personal_data() reads (with the case's id, all reads_recorded() needs)."""
 
 
 def _with_personal_data():

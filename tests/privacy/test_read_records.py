@@ -4,7 +4,8 @@ and a page records the cases it shows — not the extra row that only tells a ne
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import delete, literal_column, select, update
 
 from app.cases.models import Case
 from app.privacy.models import PersonalDataAccess
@@ -115,3 +116,54 @@ def test_nothing_is_recorded_for_reads_that_show_nothing(client, auth, db, world
     assert client.get(f"/api/v1/cases/{case['id']}", headers=analyst).status_code == 200
     assert len(client.get("/api/v1/cases", headers=analyst).json()["items"]) == 1
     assert _recorded(db) == []
+
+
+def _case_without_history(db, n: int) -> int:
+    # No route deletes a case, and a filed case's events are immutable (a trigger refuses
+    # their cascade): a case added directly, with personal data and no events, can be deleted.
+    case = Case(
+        kind="appeal",
+        status="new",
+        source_system="pos",
+        submitted_by="client:1",
+        text=f"Обращение {n}",
+        applicant_name=f"Заявитель {n}",
+    )
+    return db.add(case).id
+
+
+def test_the_record_of_a_read_outlives_its_case(client, auth, db, world):
+    # Evidence of who was shown what: no foreign key, so deleting a case removes none of it
+    # (migration 0016; the key's ON DELETE CASCADE did).
+    ids = [_case_without_history(db, n) for n in range(2)]
+    operator = auth.headers("operator")
+    assert client.get(f"/api/v1/cases/{ids[0]}", headers=operator).status_code == 200
+    assert client.get("/api/v1/cases?limit=50", headers=operator).status_code == 200
+    recorded = _recorded(db)
+    assert sorted(recorded) == sorted([(ids[0], "read"), (ids[0], "list"), (ids[1], "list")])
+    stmt = delete(Case).where(Case.id == ids[0])
+    db.run(lambda session: session.execute(stmt))
+    assert _recorded(db) == recorded
+
+
+def _row_lockers(db, ids) -> dict[int, str]:
+    stmt = select(Case.id, literal_column("case_file.xmax::text")).where(Case.id.in_(ids))
+    return dict(db.run(lambda session: _all(session, stmt)))
+
+
+def test_reading_a_page_takes_no_lock_on_the_cases_it_shows(client, auth, db, world):
+    # The record is written by the read's own statement; a foreign key to case_file made it
+    # take a KEY SHARE lock on every case shown, which writes the lock into the row (xmax).
+    if db.dialect != "postgresql":
+        pytest.skip("row locks and xmax: PostgreSQL")
+    pos = auth.headers("integration", source="pos")
+    ids = [
+        client.post("/api/v1/appeals", json=appeal(n=n), headers=pos).json()["id"] for n in range(3)
+    ]
+    before = _row_lockers(db, ids)
+    operator = auth.headers("operator")
+    page = client.get("/api/v1/cases?limit=50", headers=operator).json()
+    assert {c["id"] for c in page["items"]} == set(ids)
+    assert client.get(f"/api/v1/cases/{ids[0]}", headers=operator).status_code == 200
+    assert sorted(i for i, _ in _recorded(db)) == sorted([*ids, ids[0]])
+    assert _row_lockers(db, ids) == before
