@@ -282,8 +282,8 @@ class _Ending:
         sync = session.sync_session
         if not (sync.in_transaction() or sync.info or sync.new or sync.identity_map):
             # Never used (the account came from the cache, the statement went through a
-            # connection of its own: read_rows): nothing to commit, roll back or return.
-            sync.close()
+            # connection of its own: read_rows): nothing to commit, roll back, return or
+            # release; it is dropped as it is.
             return False
         try:
             if exc_type is None:
