@@ -56,7 +56,7 @@ from app.cases.schemas import (
 )
 from app.cases.workflow import TRANSITIONS, Action, target_status
 from app.core.config import Settings
-from app.core.db import fetch_all, insert_rows, savepoint
+from app.core.db import fetch_all, insert_rows, read_rows, savepoint
 from app.core.errors import (
     Conflict,
     DomainError,
@@ -685,8 +685,7 @@ class CaseService:
             params["kind"] = kind.value
         if in_statement:
             params |= reader_values(self.principal)
-        connection = await self.session.connection()
-        rows = await fetch_all(connection, stmt, params)
+        rows = await read_rows(self.session, stmt, params)
         if not rows:
             raise NotFound(f"No case with id {case_id}")
         partners = [reads.partner(*row[-3:]) for row in rows if row[-3] is not None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -183,7 +184,12 @@ async def fetch_all(
     statement must join it — through SQLAlchemy."""
     if connection.dialect.driver != "asyncpg":
         return (await connection.execute(stmt, params)).all()
-    adapter = (await connection.get_raw_connection()).dbapi_connection
+    # The pool's connection as the Connection holds it (get_raw_connection() would fetch the
+    # same through a greenlet); only a connection invalidated since needs that round.
+    pooled = connection.sync_connection._dbapi_connection
+    if pooled is None:
+        pooled = await connection.get_raw_connection()
+    adapter = pooled.dbapi_connection
     if adapter.isolation_level != "autocommit" or adapter._started:
         return (await connection.execute(stmt, params)).all()
     sql, names, bound, processors = _as_sent(stmt, connection.dialect)
@@ -246,25 +252,79 @@ def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+async def unit_of_work(request: Request) -> AsyncSession:
     """One transaction per request: committed when the handler succeeds, rolled back otherwise.
     Reading requests on PostgreSQL use autocommit sessions instead (make_read_sessionmaker).
 
-    Services only flush; nothing else commits.
+    Services only flush; nothing else commits. The session is ended on the way out of the
+    handler, before the answer is sent (FastAPI's per-function exit stack, as a dependency
+    with yield and scope="function" would be, without the generator's cost per request).
     """
     state = request.app.state
     sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
     if request.method in READ_METHODS:
         sessionmaker = getattr(state, "read_sessionmaker", None) or sessionmaker
-    async with sessionmaker() as session:
+    session = sessionmaker()
+    request.scope["fastapi_function_astack"].push_async_exit(_Ending(session))
+    return session
+
+
+class _Ending:
+    """The end of a request's session: commit after success, else roll back; then close."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def __call__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        session = self.session
+        sync = session.sync_session
+        if not (sync.in_transaction() or sync.info or sync.new or sync.identity_map):
+            # Never used (the account came from the cache, the statement went through a
+            # connection of its own: read_rows): nothing to commit, roll back, return or
+            # release; it is dropped as it is.
+            return False
         try:
-            yield session
-            await session.commit()
+            if exc_type is None:
+                try:
+                    await session.commit()
+                except BaseException:
+                    await asyncio.shield(session.rollback())
+                    raise
+            else:
+                await asyncio.shield(session.rollback())
+        finally:
+            await asyncio.shield(session.close())
+        return False
+
+
+async def read_rows(
+    session: AsyncSession, stmt: Executable, params: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """fetch_all for a request's session. A reading request's session on PostgreSQL runs in
+    autocommit, every statement its own transaction: when it has begun nothing yet, the
+    statement goes through a connection of the same engine taken for it alone and returned at
+    once, with no ORM transaction to begin, commit and close around it. Otherwise (a session
+    already in use, a transactional one, SQLite) through the session's own connection, so
+    that the statement joins what it began and a request never holds two connections."""
+    bind = session.bind
+    if (
+        bind.dialect.driver == "asyncpg"
+        and not session.in_transaction()
+        and bind.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    ):
+        connection = await bind.connect()
+        try:
+            rows = await fetch_all(connection, stmt, params)
         except BaseException:
-            await session.rollback()
+            await asyncio.shield(connection.close())
             raise
+        await connection.close()
+        return rows
+    return await fetch_all(await session.connection(), stmt, params)
 
 
-# scope="function": commit before the response is sent, so a client never sees success for a
-# transaction that then fails to commit.
-SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+# The session of the request (see unit_of_work), ended before the response is sent, so a client
+# never sees success for a transaction that then fails to commit.
+SessionDep = Annotated[AsyncSession, Depends(unit_of_work)]

@@ -44,14 +44,21 @@ def too_large(limit: int, path: str) -> ProblemResponse:
     )
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_framing(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length, and whether the request has a body at all: a request with
+    neither Content-Length nor Transfer-Encoding has none (RFC 9112 §6.3)."""
+    length = None
+    chunked = False
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # the server refuses a malformed length before we get it
-    return None
+                length = None  # the server refuses a malformed length before we get it
+            return length, True
+        if key == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 class BodyLimitMiddleware:
@@ -70,8 +77,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        length, has_body = _body_framing(scope)
+        if not has_body:  # most requests (GET): nothing to count, nothing to wrap
+            await self.app(scope, receive, send)
+            return
         limit = self.limit_for(scope["path"])
-        length = _content_length(scope)
         if length is not None:
             # The server holds the body to its declared length, so checking the header is enough.
             if length > limit:

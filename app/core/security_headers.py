@@ -1,4 +1,4 @@
-"""Security headers on every response (pure ASGI; a header the response set itself is kept).
+"""Security headers on every response (a header the response set itself is kept).
 
 API responses get a Content-Security-Policy that allows nothing; the documentation pages get
 one that lets them load their own scripts and styles (served by the app, see app.core.docs_ui).
@@ -8,8 +8,6 @@ personal data, which no browser or proxy cache should keep."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # Swagger UI and ReDoc style elements inline (ReDoc's styled-components, Swagger's style
@@ -24,16 +22,17 @@ HSTS = "max-age=31536000; includeSubDomains"
 Headers = list[tuple[bytes, bytes]]
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeaders:
+    """The headers every response gets, by path. Applied by the one outermost middleware
+    (app.observability.middleware) to the start of every response, its own 500s included."""
+
     def __init__(
         self,
-        app: ASGIApp,
         *,
         production: bool,
         docs_pages: Iterable[str] = (),
         cacheable_prefixes: tuple[str, ...] = (),
     ) -> None:
-        self.app = app
         common: Headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -50,20 +49,10 @@ class SecurityHeadersMiddleware:
         headers = self.docs_headers if path in self.docs_pages else self.api_headers
         return headers, not path.startswith(self.cacheable_prefixes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra, no_store = self.headers_for(scope["path"])
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {key.lower() for key, _ in headers}
-                headers.extend(h for h in extra if h[0] not in present)
-                if no_store and b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    def add(self, headers: Headers, path: str) -> None:
+        """Adds to a response's headers (in place) those it does not set itself."""
+        extra, no_store = self.headers_for(path)
+        present = {key.lower() for key, _ in headers}
+        headers.extend(h for h in extra if h[0] not in present)
+        if no_store and b"cache-control" not in present:
+            headers.append((b"cache-control", b"no-store"))

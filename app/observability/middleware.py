@@ -1,7 +1,8 @@
 """One pure ASGI middleware per request: the request id (accepted or made, returned in
-X-Request-ID, put in the context for every log line), the access-log line and the HTTP
-metrics. It sits outside the routes' error handling, so it also answers an unhandled error:
-the 500 then carries the request id and the security headers like any other answer."""
+X-Request-ID, put in the context for every log line), the security headers, the access-log
+line and the HTTP metrics. It sits outside the routes' error handling, so it also answers an
+unhandled error: the 500 then carries the request id and the security headers like any other
+answer. One layer, not one per concern: each costs every request a call and a wrapped send."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from app.core.callers import TokenSubjects
 from app.core.config import Environment, Settings
 from app.core.docs_ui import DOCS_PAGES, STATIC_PREFIX
 from app.core.errors import internal_error
-from app.core.security_headers import SecurityHeadersMiddleware
+from app.core.security_headers import SecurityHeaders
 from app.observability.metrics import HttpMetrics, Scraper, route_label
 from app.observability.request_id import accepted_or_new, request_id_var
 
@@ -29,11 +30,13 @@ class ObservabilityMiddleware:
         *,
         metrics: HttpMetrics | None,
         subjects: TokenSubjects,
+        security: SecurityHeaders,
         log_access: bool = True,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.subjects = subjects
+        self.security = security
         self.log_access = log_access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,12 +56,16 @@ class ObservabilityMiddleware:
         status = 500
         started = False
 
+        security = self.security
+
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = [*message.get("headers", ()), id_header]
+                security.add(headers, scope["path"])
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -102,19 +109,19 @@ class ObservabilityMiddleware:
 
 
 def install_observability(app: FastAPI, settings: Settings, subjects: TokenSubjects) -> None:
-    """Adds the request-id/log/metrics middleware and, outside it, the security headers
-    (call after the other middlewares, so these two wrap everything)."""
+    """Adds the request-id/security-headers/log/metrics middleware (call after the other
+    middlewares, so it wraps everything)."""
     metrics = HttpMetrics()
     app.state.metrics = Scraper(metrics, settings.metrics_cache_seconds)
+    security = SecurityHeaders(
+        production=settings.env is Environment.production,
+        docs_pages=DOCS_PAGES if settings.docs_enabled else (),
+        cacheable_prefixes=(STATIC_PREFIX,) if settings.docs_enabled else (),
+    )
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=metrics if settings.metrics_served else None,
         subjects=subjects,
+        security=security,
         log_access=settings.log_access,
-    )
-    app.add_middleware(
-        SecurityHeadersMiddleware,
-        production=settings.env is Environment.production,
-        docs_pages=DOCS_PAGES if settings.docs_enabled else (),
-        cacheable_prefixes=(STATIC_PREFIX,) if settings.docs_enabled else (),
     )

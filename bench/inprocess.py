@@ -1,0 +1,143 @@
+"""CPU per request of one route, in process: raw ASGI calls into the app (no server, no wrk),
+so the figure is the app's own work, steady on a machine that other work shares.
+
+    python -m bench.inprocess postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_get
+
+It logs in as the demo agency user of adm-krasnodar (the get scenario's caller), reads random
+cases within that agency's reach, `--concurrency` at a time, and prints the process CPU time
+(time.process_time) per request of each round and the best round. Logging is set up as the
+service sets it up (JSON), written to /dev/null. Compare two branches by running it from each,
+alternately, a few times.
+"""
+
+# ruff: noqa: S311
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging.config
+import os
+import random
+import time
+from typing import Any
+
+import asyncpg
+import orjson
+import uvloop
+
+from app.core.config import Settings
+from app.main import create_app
+from app.observability.logging import logging_config
+from bench.generate import asyncpg_dsn
+
+LOGIN = b"grant_type=password&username=krasnodar&password=demo-krasnodar-2026"
+
+
+async def call(app: Any, method: str, path: str, headers: list, body: bytes = b"") -> dict:
+    """One request through the ASGI app; the answer's status, headers and body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # never: nothing reads past the body
+        return {}
+
+    answer: dict[str, Any] = {"body": b""}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"], answer["headers"] = message["status"], message["headers"]
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return answer
+
+
+async def measure(opts: argparse.Namespace, settings: Settings) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(opts.database_url))
+    try:
+        agency = await conn.fetchval("SELECT id FROM agency WHERE code = 'adm-krasnodar'")
+        ids = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT case_id FROM case_agency WHERE agency_id = $1 ORDER BY random() LIMIT 2000",
+                agency,
+            )
+        ]
+    finally:
+        await conn.close()
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        form = [
+            (b"host", b"bench"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(LOGIN)).encode()),
+        ]
+        login = await call(app, "POST", "/api/v1/auth/token", form, LOGIN)
+        token = orjson.loads(login["body"])["access_token"]
+        headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+
+        async def client(n: int) -> None:
+            for _ in range(n):
+                answer = await call(app, "GET", f"/api/v1/cases/{random.choice(ids)}", headers)
+                if answer["status"] != 200:
+                    raise SystemExit(f"GET answered {answer['status']}: {answer['body'][:200]}")
+
+        each = max(1, opts.requests // opts.concurrency)
+        await asyncio.gather(*(client(max(1, 200 // opts.concurrency)) for _ in range(8)))
+        best = None
+        for n in range(opts.rounds):
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(client(each) for _ in range(opts.concurrency)))
+            done = each * opts.concurrency
+            cpu = (time.process_time() - cpu) / done * 1e6
+            wall = (time.perf_counter() - wall) / done * 1e6
+            print(f"round {n + 1}: {cpu:.0f} µs CPU per request ({wall:.0f} µs wall)")
+            best = cpu if best is None else min(best, cpu)
+        print(f"best: {best:.0f} µs CPU per request")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("database_url", help="a copy of a bench dataset (never the template)")
+    p.add_argument("--requests", type=int, default=5000, help="per round")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--concurrency", type=int, default=8)
+    opts = p.parse_args(argv)
+    settings = Settings(
+        _env_file=None,
+        env="production",
+        database_url=opts.database_url,
+        secret_key="in-process-" + "x" * 40,
+        metrics_token="in-process-metrics",
+        rate_limit_enabled=False,
+        access_token_minutes=600,
+    )
+    opts.database_url = settings.database_url
+    config = logging_config(settings)
+    config["handlers"]["default"]["stream"] = open(os.devnull, "w")  # noqa: SIM115
+    logging.config.dictConfig(config)
+    uvloop.run(measure(opts, settings))
+
+
+if __name__ == "__main__":
+    main()
