@@ -56,7 +56,7 @@ from app.cases.schemas import (
 )
 from app.cases.workflow import TRANSITIONS, Action, target_status
 from app.core.config import Settings
-from app.core.db import fetch_all, insert_rows, read_rows, savepoint
+from app.core.db import insert_rows, read_rows, savepoint
 from app.core.errors import (
     Conflict,
     DomainError,
@@ -738,8 +738,7 @@ class CaseService:
         params |= {"f_now": utcnow(), "page_limit": limit + 1}
         if in_statement:
             params |= reader_values(self.principal) | {"shown_limit": limit}
-        connection = await self.session.connection()
-        rows = await fetch_all(connection, page, params)
+        rows = await read_rows(self.session, page, params)
         hidden, now = self._hidden(), utcnow()
         items = [reads.answer(row, self.principal, hidden, now) for row in rows[:limit]]
         if recorded and not in_statement:
@@ -747,7 +746,7 @@ class CaseService:
         next_cursor = encode_cursor(sort, items[-1]) if len(rows) > limit else None
         total = None
         if with_total:
-            total = (await connection.execute(count, params)).scalar_one()
+            total = (await read_rows(self.session, count, params))[0][0]
         return items, next_cursor, total
 
     def read(self, case: Case, via: str = "read") -> CaseRead:

@@ -264,8 +264,11 @@ async def unit_of_work(request: Request) -> AsyncSession:
     sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
     if request.method in READ_METHODS:
         sessionmaker = getattr(state, "read_sessionmaker", None) or sessionmaker
+    stack = request.scope.get("fastapi_function_astack")
+    if stack is None:  # FastAPI before 0.121, or one that renamed it: no session never ended
+        raise RuntimeError("FastAPI's per-function exit stack is missing (FastAPI >= 0.121)")
     session = sessionmaker()
-    request.scope["fastapi_function_astack"].push_async_exit(_Ending(session))
+    stack.push_async_exit(_Ending(session))
     return session
 
 

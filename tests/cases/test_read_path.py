@@ -60,3 +60,28 @@ def test_one_case_is_read_without_an_orm_transaction(client, auth, db, world):
         assert seen == []  # no session transaction begun, committed or rolled back
         assert len(taken) == 2  # one connection per request
         assert engine.pool.checkedout() == 0  # and each returned
+
+
+def test_a_page_of_the_queue_is_read_without_an_orm_transaction(client, auth, db, world):
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite reads in the request's transaction (its record written at commit)")
+    pos = auth.headers("integration", source="pos")
+    created = [
+        client.post("/api/v1/appeals", json=appeal(territory_id=world.sochi.id), headers=pos)
+        for _ in range(3)
+    ]
+    engine = client.app.state.engine
+    operator = auth.headers("operator")
+    assert client.get("/api/v1/cases?limit=2", headers=operator).status_code == 200
+    with session_events() as seen, checkouts(engine) as taken:
+        first = client.get("/api/v1/cases?limit=2", headers=operator)
+        after = client.get(
+            f"/api/v1/cases?limit=2&cursor={first.json()['next_cursor']}", headers=operator
+        )
+    ids = [c["id"] for c in first.json()["items"] + after.json()["items"]]
+    assert ids == sorted((c.json()["id"] for c in created), reverse=True)
+    assert seen == []  # no session transaction begun, committed or rolled back
+    assert len(taken) == 2 and engine.pool.checkedout() == 0
+    with session_events() as seen:  # the total is a second statement, read the same way
+        counted = client.get("/api/v1/cases?limit=2&with_total=true", headers=operator)
+    assert counted.json()["total"] == 3 and seen == []
