@@ -891,11 +891,17 @@ class CaseService:
     def read(self, case: Case, via: str = "read") -> CaseRead:
         """The case as this caller may see it (the answer of a change); a person shown personal
         data is recorded."""
+        return CaseRead.model_validate(self.answer(case, via))
+
+    def answer(self, case: Case | Row, via: str = "read") -> dict[str, Any]:
+        """What `read` validates: CaseRead's fields as a dict (reads.answer), for an answer
+        written straight as JSON (reads.case_json); a person shown personal data is
+        recorded."""
         row = [getattr(case, column.name) for column in reads.COLUMNS]
         hidden = self._hidden()
         if not hidden:
             record_reads(self.session, self.principal, [case], via)
-        return CaseRead.model_validate(reads.answer(row, self.principal, hidden, utcnow()))
+        return reads.answer(row, self.principal, hidden, utcnow())
 
     def _hidden(self) -> bool:
         return not access.sees_personal_data(self.principal)

@@ -294,3 +294,48 @@ def test_remembered_references_are_checked_when_they_change(client, auth, db, wo
     assert repeat.status_code == 200 and repeat.json()["id"] == first.json()["id"]
     numbers = [c["number"] for c in client.get("/api/v1/cases", headers=headers).json()["items"]]
     assert len(numbers) == len(set(numbers)) == 7
+
+
+def test_create_answers_are_what_the_response_model_serialises(client, auth, db, world):
+    """A create writes its answer's JSON itself (reads.case_json): byte for byte what FastAPI
+    made of the CaseRead response model, with the same status and headers, for a new case, a
+    repeat, and an idempotent replay; personal data shown or hidden."""
+    from app.cases.schemas import CaseRead
+
+    rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
+    bodies = [
+        (
+            "/api/v1/appeals",
+            appeal(
+                n="model",
+                territory_id=world.sochi.id,
+                latitude=43.585472,
+                longitude=39.723098,
+                attachment_urls=["https://photos.example/1.jpg", "https://пример.рф"],
+                address="Сочи, Курортный пр., 1 — «вход со двора»",
+            ),
+        ),
+        ("/api/v1/incidents", incident(n="model", reach=12, important=True)),
+    ]
+    for role, source in (("integration", "pos"), ("operator", None)):
+        headers = auth.headers(role, **({"source": source} if source else {}))
+        for path, body in bodies:
+            body = {**body, **({"number": f"{body['number']}-{role}"} if "number" in body else {})}
+            if "post_id" in body:
+                body["post_id"] = f"{body['post_id']}-{role}"
+            keyed = {**headers, "Idempotency-Key": f"key-{role}-{path[-3:]}"}
+            answers = [
+                client.post(path, json=body, headers=keyed),  # new
+                client.post(path, json=body, headers=keyed),  # replayed
+                client.post(path, json=body, headers=headers),  # the same source id again
+            ]
+            assert [a.status_code for a in answers] == [201, 201, 200]
+            case = answers[0].json()
+            for answer in answers:
+                assert answer.headers["content-type"] == "application/json"
+                assert answer.headers["etag"] == f'"{case["version"]}"'
+                assert answer.headers["location"] == f"/api/v1/cases/{case['id']}"
+                model = CaseRead.model_validate_json(answer.content)
+                assert model.model_dump_json().encode() == answer.content
+            assert answers[1].content == answers[0].content
+            assert answers[2].json()["id"] == case["id"]
