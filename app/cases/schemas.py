@@ -7,11 +7,15 @@ from pydantic import (
     AwareDatetime,
     EmailStr,
     Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
     HttpUrl,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticKnownError, core_schema
+from pydantic_core import Url as CoreUrl
 
 from app.cases.models import CaseKind, CaseStatus, Channel, LegalRegime, Network, Priority
 from app.core.schemas import Input, Output, Patch
@@ -21,7 +25,33 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 Comment = Annotated[str, StringConstraints(max_length=5_000)]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[1-9][0-9]{6,14}$")]
-Url = Annotated[HttpUrl, StringConstraints(max_length=2000)]
+URL_MAX_LENGTH = 2000
+
+
+def _url_schema(_source: Any, _handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    """What Annotated[HttpUrl, StringConstraints(max_length=2000)] checks, with the same parser,
+    errors and JSON schema, but the value left as the parser's own Url (str() gives the same
+    text): HttpUrl wraps every value in a Python validator and an object of its own, and the
+    length check is a second Python call (a 1,000-item batch's validation: 4.8 → 4.15 ms)."""
+    return core_schema.no_info_after_validator_function(
+        _url_not_too_long,
+        core_schema.url_schema(**HttpUrl._constraints.defined_constraints),
+        metadata={"pydantic_js_updates": {"maxLength": URL_MAX_LENGTH}},
+    )
+
+
+def _url_not_too_long(url: CoreUrl) -> CoreUrl:
+    """StringConstraints(max_length=…)'s check and error, on the URL as parsed (normalized)."""
+    length = len(str(url))
+    if length > URL_MAX_LENGTH:
+        raise PydanticKnownError(
+            "too_long",
+            {"field_type": "Value", "max_length": URL_MAX_LENGTH, "actual_length": length},
+        )
+    return url
+
+
+Url = Annotated[CoreUrl, GetPydanticSchema(_url_schema)]
 
 
 class _Located(Input):

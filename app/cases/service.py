@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,12 +13,15 @@ from typing import Any, NamedTuple
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
     JSON,
+    Boolean,
+    Integer,
     Row,
     Select,
     String,
     TextClause,
     any_,
     bindparam,
+    column,
     func,
     literal,
     null,
@@ -83,6 +87,7 @@ _CASE_COLUMNS = tuple(Case.__table__.columns)  # every field of Case, for plain-
 
 
 MAX_BATCH = 1000
+_STALE = object()  # _file_one: the remembered references no longer hold, nothing was written
 
 _CASES = Case.__table__
 _EVENTS = CaseEvent.__table__
@@ -182,6 +187,71 @@ def _check_reference(field: str, label: str, obj_id: int, active: bool | None) -
         raise InvalidReference(field, f"{field}: no {label} with id {obj_id}")
     if not active:
         raise InvalidReference(field, f"{field}: {label} {obj_id} is inactive")
+
+
+# The references intakes have read, per database engine (a process has one; each test app its
+# own), active or not: a create whose references are all here skips their query, and its INSERT
+# checks in the same statement that they still are as remembered (_single_intake's guard). So an
+# admin's edit counts at once, in every process, and however it was made: a remembered fact that
+# no longer holds costs the create a fallback to the query, never a case filed against an
+# inactive category. PostgreSQL only (there the create is one statement).
+_KNOWN_REFERENCES: weakref.WeakKeyDictionary[Any, _References] = weakref.WeakKeyDictionary()
+_KNOWN_LIMIT = 10_000  # entries per table; reference tables hold hundreds
+
+
+def _remember_references(engine: Any, found: _References) -> None:
+    known = _KNOWN_REFERENCES.get(engine)
+    if known is None:
+        known = _KNOWN_REFERENCES[engine] = _References({}, {}, {})
+    for mine, theirs in (
+        (known.categories, found.categories),
+        (known.territories, found.territories),
+        (known.agencies, found.agencies),
+    ):
+        if len(mine) + len(theirs) > _KNOWN_LIMIT:
+            mine.clear()
+        mine.update(theirs)
+
+
+def _forget_references(engine: Any) -> None:
+    _KNOWN_REFERENCES.pop(engine, None)
+
+
+def _known_references(engine: Any, data: Any, rules: RuleSet) -> _References | None:
+    """The references of one item as remembered, if every one it needs is (and its category
+    and territory are active: a refusal goes through the query, which words it); else None."""
+    known = _KNOWN_REFERENCES.get(engine)
+    if known is None:
+        return None
+    found = _References({}, {}, {})
+    if data.category_id is not None:
+        category = known.categories.get(data.category_id)
+        if category is None or not category[0]:
+            return None
+        found.categories[data.category_id] = category
+    if data.territory_id is not None:
+        if not known.territories.get(data.territory_id):
+            return None
+        found.territories[data.territory_id] = True
+    for agency_id in rules.agencies([data.territory_id]):
+        active = known.agencies.get(agency_id)
+        if active is None:
+            return None
+        found.agencies[agency_id] = active
+    return found
+
+
+def _guard_values(refs: _References) -> dict[str, Any]:
+    """The parameters of _single_intake's guard: the remembered facts it checks."""
+    [(category_id, (_, parent_id))] = refs.categories.items() or [(None, (None, None))]
+    [territory_id] = refs.territories or [None]
+    return {
+        "ref_category_id": category_id,
+        "ref_category_parent": parent_id,
+        "ref_territory_id": territory_id,
+        "ref_active_agencies": [a for a, on in refs.agencies.items() if on],
+        "ref_inactive_agencies": [a for a, on in refs.agencies.items() if not on],
+    }
 
 
 def _external_id(data: IncidentCreate | AppealCreate) -> str:
@@ -307,14 +377,38 @@ def _filed_query(columns: tuple[Any, ...], dialect: str) -> Select:
     return select(*columns).where(_CASES.c.source_system == bindparam("source_system"), among)
 
 
+# What the guard of a create from remembered references checks (_known_references): the
+# category still active with the same parent (its sector routes), the territory still active,
+# and every agency routing may pick still as active or inactive as remembered. Columns named
+# from the models, never from input.
+_CATEGORY, _TERRITORY, _AGENCY = (m.__table__.name for m in (Category, Territory, Agency))
+_GUARD_IDS = ("ref_category_id", "ref_category_parent", "ref_territory_id")
+_GUARD_LISTS = ("ref_active_agencies", "ref_inactive_agencies")
+_REFERENCES_HOLD = (
+    "SELECT (CAST(:ref_category_id AS integer) IS NULL OR EXISTS ("  # noqa: S608
+    f"SELECT FROM {_CATEGORY} WHERE id = :ref_category_id AND is_active "
+    "AND parent_id IS NOT DISTINCT FROM CAST(:ref_category_parent AS integer))) "
+    "AND (CAST(:ref_territory_id AS integer) IS NULL OR EXISTS ("
+    f"SELECT FROM {_TERRITORY} WHERE id = :ref_territory_id AND is_active)) "
+    f"AND (SELECT count(*) FROM {_AGENCY} WHERE id = ANY(:ref_active_agencies) AND is_active) "
+    "= cardinality(:ref_active_agencies) "
+    f"AND NOT EXISTS (SELECT FROM {_AGENCY} "
+    "WHERE id = ANY(:ref_inactive_agencies) AND is_active) AS held"
+)
+
+
 @cache
-def _single_intake(dialect: str) -> TextClause:
+def _single_intake(dialect: str, guarded: bool = False) -> TextClause:
     """INSERT of one case that numbers it in the same statement (its id from the sequence, or
     on SQLite the next rowid, which the statement's write lock keeps) and does nothing when its
     (source system, external id) is taken: no savepoint, no UPDATE after. RETURNING the row as
     stored, for the answer. On PostgreSQL the same statement writes the case's events and
     access rows (given as JSON arrays: :events without case_id and created_at, which come from
     the case; :grants), only if the case went in: one round trip for the whole intake.
+
+    `guarded` (PostgreSQL): the references were remembered, not read (_known_references); the
+    case goes in only if they still hold (_REFERENCES_HOLD), and the answer's last column,
+    references_held, says whether they did (false: nothing was written).
 
     Written out as text: SQLAlchemy never caches an INSERT … ON CONFLICT (its dialects' Insert
     sets inherit_cache=False), and compiling this one anew took longer than the database took
@@ -333,7 +427,8 @@ def _single_intake(dialect: str) -> TextClause:
         f"INSERT INTO {_CASES.name} (id, number, {columns}) "  # noqa: S608
         f"SELECT n.id, :number_prefix || {number}, {values} "
         # SQLite reads ON CONFLICT right after a FROM as a join's ON: hence the WHERE.
-        f"FROM ({new_id}) AS n WHERE true "
+        f"FROM ({new_id}) AS n{', ok' if guarded else ''} "
+        f"WHERE {'ok.held' if guarded else 'true'} "
         "ON CONFLICT (source_system, external_id) DO NOTHING "
         f"RETURNING {', '.join(_CASE_NAMES)}"
     )
@@ -342,19 +437,32 @@ def _single_intake(dialect: str) -> TextClause:
     if dialect == "postgresql":
         events, access = _EVENTS.name, CaseAgency.__table__.name
         fields = ", ".join(_EVENT_FIELDS)
+        returned = f"SELECT {', '.join(f'c.{n}' for n in _CASE_NAMES)}"
+        if guarded:  # a row whatever happened, saying whether the references held
+            returned += ", ok.held AS references_held FROM ok LEFT JOIN c ON true"
+        else:
+            returned += " FROM c"
         sql = (
-            f"WITH c AS ({case}), "  # noqa: S608
+            f"WITH {f'ok AS ({_REFERENCES_HOLD}), ' if guarded else ''}"  # noqa: S608
+            f"c AS ({case}), "
             f"e AS (INSERT INTO {events} (case_id, {fields}, created_at) "
             f"SELECT c.id, {', '.join(f'e.{n}' for n in _EVENT_FIELDS)}, c.created_at "
             f"FROM c, json_populate_recordset(CAST(NULL AS {events}), :events) AS e), "
             f"g AS (INSERT INTO {access} (case_id, agency_id) SELECT c.id, g.agency_id "
             f"FROM c, json_populate_recordset(CAST(NULL AS {access}), :grants) AS g) "
-            f"SELECT {', '.join(_CASE_NAMES)} FROM c"
+            f"{returned}"
         )
         binds += [bindparam("events", type_=JSON), bindparam("grants", type_=JSON)]
+        if guarded:
+            ids = postgresql.ARRAY(Integer)
+            binds += [bindparam(n, type_=Integer) for n in _GUARD_IDS]
+            binds += [bindparam(n, type_=ids) for n in _GUARD_LISTS]
     else:
         sql = case
-    return text(sql).bindparams(*binds).columns(*_CASE_COLUMNS)
+    returned_columns = [*_CASE_COLUMNS]
+    if guarded:
+        returned_columns.append(column("references_held", Boolean))
+    return text(sql).bindparams(*binds).columns(*returned_columns)
 
 
 class CaseService:
@@ -375,6 +483,14 @@ class CaseService:
         source_system = self._source_system()
         external_id = _external_id(data)
         rules = await current_rules(self.session)
+        engine = self._engine()
+        known = _known_references(engine, data, rules) if self._postgresql() else None
+        if known is not None:  # one statement: the references are checked by the INSERT
+            [prepared] = await self._prepare([data], source_system, rules, known)
+            row = await self._file_one(prepared, known)
+            if row is not _STALE:
+                return await self._filed_or_existing(row, source_system, external_id)
+            _forget_references(engine)  # something changed: read them all again
         try:
             refs = await self._references([data], rules)
             refs.check(data)
@@ -386,10 +502,22 @@ class CaseService:
             raise
         [prepared] = await self._prepare([data], source_system, rules, refs)
         row = await self._file_one(prepared)
+        return await self._filed_or_existing(row, source_system, external_id)
+
+    async def _filed_or_existing(
+        self, row: Row | None, source_system: str, external_id: str
+    ) -> Intake:
         if row is None:  # filed before, or by a request racing this one (it waited for it)
             existing = await self._by_external_id(source_system, [external_id])
             return Intake(existing[external_id], created=False)
         return Intake(row, created=True)
+
+    def _engine(self) -> Any:
+        bind = self.session.sync_session.get_bind()
+        return getattr(bind, "engine", bind)
+
+    def _postgresql(self) -> bool:
+        return self.session.bind.dialect.name == "postgresql"
 
     async def submit_many(
         self, items: Sequence[Any], model: type[IncidentCreate] | type[AppealCreate]
@@ -489,6 +617,8 @@ class CaseService:
                 found.territories[obj_id] = bool(active)
             else:
                 found.agencies[obj_id] = bool(active)
+        if self._postgresql():
+            _remember_references(self._engine(), found)
         return found
 
     async def _prepare(
@@ -609,10 +739,12 @@ class CaseService:
             grants.append(agency_id)
         return _Plan(columns, tuple(events), tuple(dict.fromkeys(grants)))
 
-    async def _file_one(self, prepared: _Prepared) -> Row | None:
+    async def _file_one(self, prepared: _Prepared, known: _References | None = None) -> Any:
         """The case inserted and numbered, with its events and access rows: its row as stored,
         or None (and nothing written) when its source id is taken. PostgreSQL does it all in
-        one statement, and waits for a racing request's transaction before deciding."""
+        one statement, and waits for a racing request's transaction before deciding. With
+        `known` (remembered references, PostgreSQL), _STALE (and nothing written) when they no
+        longer hold."""
         row = prepared.row
         dialect = self.session.bind.dialect.name
         params = {name: row.get(name) for name in _CASE_NAMES if name not in ("id", "number")}
@@ -622,8 +754,13 @@ class CaseService:
                 dict(zip(_EVENT_FIELDS, event, strict=True)) for event in prepared.plan.events
             ]
             params["grants"] = [{"agency_id": agency_id} for agency_id in prepared.plan.grants]
-        stored = (await self.session.execute(_single_intake(dialect), params)).first()
-        if stored is None:
+        if known is not None:
+            params |= _guard_values(known)
+        statement = _single_intake(dialect, guarded=known is not None)
+        stored = (await self.session.execute(statement, params)).first()
+        if known is not None and not stored.references_held:
+            return _STALE
+        if stored is None or stored.id is None:
             return None
         row["id"], row["number"] = stored.id, stored.number
         if dialect != "postgresql":
@@ -752,11 +889,17 @@ class CaseService:
     def read(self, case: Case, via: str = "read") -> CaseRead:
         """The case as this caller may see it (the answer of a change); a person shown personal
         data is recorded."""
+        return CaseRead.model_validate(self.answer(case, via))
+
+    def answer(self, case: Case | Row, via: str = "read") -> dict[str, Any]:
+        """What `read` validates: CaseRead's fields as a dict (reads.answer), for an answer
+        written straight as JSON (reads.case_json); a person shown personal data is
+        recorded."""
         row = [getattr(case, column.name) for column in reads.COLUMNS]
         hidden = self._hidden()
         if not hidden:
             record_reads(self.session, self.principal, [case], via)
-        return CaseRead.model_validate(reads.answer(row, self.principal, hidden, utcnow()))
+        return reads.answer(row, self.principal, hidden, utcnow())
 
     def _hidden(self) -> bool:
         return not access.sees_personal_data(self.principal)

@@ -129,10 +129,9 @@ class WebhookEvent(SQLModel, table=True):
         default=None,
         sa_column=Column(BigId, ForeignKey("case_event.id", ondelete="CASCADE"), nullable=True),
     )
-    case_id: int | None = Field(
-        default=None,
-        sa_column=Column(BigId, ForeignKey("case_file.id", ondelete="CASCADE"), nullable=True),
-    )
+    # No key of its own to case_file (0017): the row goes with its case_event, which goes with
+    # the case; checking the case again cost every new outbox row a lookup.
+    case_id: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
     event_type: str = Field(sa_column=Column(String(32), nullable=False))
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)

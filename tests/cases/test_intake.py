@@ -151,7 +151,8 @@ def test_only_submitters_may_submit(client, auth, world):
 def test_a_create_is_one_query_and_one_insert_on_postgresql(client, auth, db, world):
     """References (with the agencies routing may pick) in one query; the case, its number,
     events and access rows in one statement on PostgreSQL (four on SQLite). No savepoint, no
-    UPDATE for the number, no lookup of the source id first."""
+    UPDATE for the number, no lookup of the source id first. On PostgreSQL a create whose
+    references an earlier one read is that one statement alone: it checks them itself."""
 
     rule(db, category_ids=[world.roads.id], agency_id=world.adm_krasnodar.id)
     rule(db, name="Пропавшие", position=1, missing_person=True, stop=False,
@@ -161,13 +162,21 @@ def test_a_create_is_one_query_and_one_insert_on_postgresql(client, auth, db, wo
     with statements(client) as sent:
         body = incident(category_id=world.potholes.id, missing_person=True)
         response = client.post("/api/v1/incidents", json=body, headers=headers)
+    with statements(client) as sent_again:
+        again = incident(n="again", category_id=world.potholes.id, missing_person=True)
+        repeat = client.post("/api/v1/incidents", json=again, headers=headers)
     assert response.status_code == 201, response.text
     case = response.json()
     assert case["agency_id"] == world.adm_krasnodar.id and case["priority"] == "urgent"
     assert case["number"] == f"INC-{case['created_at'][:4]}-{case['id']:06d}"
+    assert repeat.status_code == 201, repeat.text
+    same = {k for k in case if k not in ("id", "number", "external_id", "created_at")}
+    same -= {"updated_at", "assigned_at", "due_at", "published_at"}
+    assert {k: repeat.json()[k] for k in same} == {k: case[k] for k in same}
     work = uncached(sent)
     if db.dialect == "postgresql":
         assert [s[:25] for s in work] == ["SELECT $1::VARCHAR AS ano", "WITH c AS (INSERT INTO ca"]
+        assert [s[:15] for s in uncached(sent_again)] == ["WITH ok AS (SEL"]
     else:
         assert [s.split(" (")[0] for s in work[1:]] == [
             "INSERT INTO case_file",
@@ -222,3 +231,111 @@ def test_numbers_keep_six_digits_at_least(client, auth, db, world):
         "/api/v1/incidents/batch", json={"items": [incident(n=3)]}, headers=headers
     ).json()
     assert batch["items"][0]["number"].endswith("-12345679")
+
+
+def _create(client, headers, **kw):
+    return client.post("/api/v1/incidents", json=incident(**kw), headers=headers)
+
+
+def test_remembered_references_are_checked_when_they_change(client, auth, db, world):
+    """A create skips the query of references an earlier one read, but an edit made since, in
+    any process and however (here plain SQL, as another worker's would be), counts at once:
+    the same answers as a create that read them."""
+    from sqlalchemy import text
+
+    from tests import factories
+
+    rule(db, category_ids=[world.roads.id], agency_id=world.adm_krasnodar.id)
+    other_sector = db.add(factories.category(code="water", name_ru="Вода"))
+    rule(db, name="Вода", position=-1, category_ids=[other_sector.id],
+         agency_id=world.adm_sochi.id)  # fmt: skip
+    headers = auth.headers("integration", source="incident-management")
+    refs = {"category_id": world.potholes.id, "territory_id": world.krasnodar.id}
+
+    def sql(statement: str, **params) -> None:
+        db.run(lambda session: session.execute(text(statement), params))
+
+    first = _create(client, headers, n=1, **refs)
+    assert first.json()["agency_id"] == world.adm_krasnodar.id
+
+    sql("UPDATE category SET is_active = false WHERE id = :id", id=world.potholes.id)
+    refused = _create(client, headers, n=2, **refs)
+    _problem(refused, 422, "category_id")
+    assert refused.json()["detail"] == f"category_id: category {world.potholes.id} is inactive"
+    sql("UPDATE category SET is_active = true WHERE id = :id", id=world.potholes.id)
+    assert _create(client, headers, n=3, **refs).status_code == 201
+
+    sql("UPDATE territory SET is_active = false WHERE id = :id", id=world.krasnodar.id)
+    refused = _create(client, headers, n=4, **refs)
+    _problem(refused, 422, "territory_id")
+    assert refused.json()["detail"] == f"territory_id: territory {world.krasnodar.id} is inactive"
+    sql("UPDATE territory SET is_active = true WHERE id = :id", id=world.krasnodar.id)
+    assert _create(client, headers, n=5, **refs).status_code == 201
+
+    # The category moved to another sector: routed by the new one.
+    sql(
+        "UPDATE category SET parent_id = :p WHERE id = :id", p=other_sector.id, id=world.potholes.id
+    )
+    moved = _create(client, headers, n=6, **refs)
+    assert moved.status_code == 201 and moved.json()["agency_id"] == world.adm_sochi.id
+    sql("UPDATE category SET parent_id = :p WHERE id = :id", p=world.roads.id, id=world.potholes.id)
+    assert _create(client, headers, n=7, **refs).json()["agency_id"] == world.adm_krasnodar.id
+
+    # The agency routing picks was switched off: left for triage, as a fresh read would.
+    sql("UPDATE agency SET is_active = false WHERE id = :id", id=world.adm_krasnodar.id)
+    triage = _create(client, headers, n=8, **refs).json()
+    assert triage["status"] == "new" and triage["agency_id"] is None
+    assert f"agency {world.adm_krasnodar.id} is inactive" in triage["routing_reason"]
+    sql("UPDATE agency SET is_active = true WHERE id = :id", id=world.adm_krasnodar.id)
+    assert _create(client, headers, n=9, **refs).json()["agency_id"] == world.adm_krasnodar.id
+
+    # A repeat of a case filed before is still that case, its source id taken.
+    repeat = _create(client, headers, n=1, **refs)
+    assert repeat.status_code == 200 and repeat.json()["id"] == first.json()["id"]
+    numbers = [c["number"] for c in client.get("/api/v1/cases", headers=headers).json()["items"]]
+    assert len(numbers) == len(set(numbers)) == 7
+
+
+def test_create_answers_are_what_the_response_model_serialises(client, auth, db, world):
+    """A create writes its answer's JSON itself (reads.case_json): byte for byte what FastAPI
+    made of the CaseRead response model, with the same status and headers, for a new case, a
+    repeat, and an idempotent replay; personal data shown or hidden."""
+    from app.cases.schemas import CaseRead
+
+    rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
+    bodies = [
+        (
+            "/api/v1/appeals",
+            appeal(
+                n="model",
+                territory_id=world.sochi.id,
+                latitude=43.585472,
+                longitude=39.723098,
+                attachment_urls=["https://photos.example/1.jpg", "https://пример.рф"],
+                address="Сочи, Курортный пр., 1 — «вход со двора»",
+            ),
+        ),
+        ("/api/v1/incidents", incident(n="model", reach=12, important=True)),
+    ]
+    for role, source in (("integration", "pos"), ("operator", None)):
+        headers = auth.headers(role, **({"source": source} if source else {}))
+        for path, body in bodies:
+            body = {**body, **({"number": f"{body['number']}-{role}"} if "number" in body else {})}
+            if "post_id" in body:
+                body["post_id"] = f"{body['post_id']}-{role}"
+            keyed = {**headers, "Idempotency-Key": f"key-{role}-{path[-3:]}"}
+            answers = [
+                client.post(path, json=body, headers=keyed),  # new
+                client.post(path, json=body, headers=keyed),  # replayed
+                client.post(path, json=body, headers=headers),  # the same source id again
+            ]
+            assert [a.status_code for a in answers] == [201, 201, 200]
+            case = answers[0].json()
+            for answer in answers:
+                assert answer.headers["content-type"] == "application/json"
+                assert answer.headers["etag"] == f'"{case["version"]}"'
+                assert answer.headers["location"] == f"/api/v1/cases/{case['id']}"
+                model = CaseRead.model_validate_json(answer.content)
+                assert model.model_dump_json().encode() == answer.content
+            assert answers[1].content == answers[0].content
+            assert answers[2].json()["id"] == case["id"]
