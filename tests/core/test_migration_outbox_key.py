@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.conftest import _admin_pg_url, _pg_exec, _pg_required, run_migrations
 
 KEY = "fk_webhook_event_case_id_case_file"
-BEFORE = "0015"
+BEFORE = "0016"
 NOW = datetime(2026, 11, 29, 3, tzinfo=UTC)
 
 
