@@ -332,7 +332,9 @@ def _kind_routes(kind: CaseKind, path: str, create_model: type, batch_model: typ
         if (replay := await idempotency.start(principal.subject)) is not None:
             return replay
         service = _service(session, settings, principal)
-        intake = await service.submit(data)
+        # Without an Idempotency-Key nothing else is written: the create may be one statement
+        # on its own (CaseService.submit's `alone`); with one, its record commits with the case.
+        intake = await service.submit(data, alone=idempotency.record is None)
         # The CaseRead's bytes written from the row (reads.case_json), as the reads do: the
         # response model's validation and serialisation of the same fields cost more than the
         # intake's own Python. The route keeps response_model for OpenAPI; a test holds the

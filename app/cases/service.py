@@ -60,7 +60,7 @@ from app.cases.schemas import (
 )
 from app.cases.workflow import TRANSITIONS, Action, target_status
 from app.core.config import Settings
-from app.core.db import insert_rows, read_rows, savepoint
+from app.core.db import insert_rows, read_rows, savepoint, write_one
 from app.core.errors import (
     Conflict,
     DomainError,
@@ -479,7 +479,12 @@ class CaseService:
     # batch of 1,000 items costs a handful of statements and little more Python than a few
     # single intakes. No ORM objects: a batch answers from the rows it wrote.
 
-    async def submit(self, data: IncidentCreate | AppealCreate) -> Intake:
+    async def submit(self, data: IncidentCreate | AppealCreate, alone: bool = False) -> Intake:
+        """The case filed (or the one filed before with its source id). `alone`: the caller
+        writes nothing else in this request (no Idempotency-Key record); then a create that is
+        one statement (remembered references, PostgreSQL) may run by itself, in autocommit
+        (write_one), unless its answer records a read of personal data, which must commit
+        with the case."""
         source_system = self._source_system()
         external_id = _external_id(data)
         rules = await current_rules(self.session)
@@ -487,7 +492,8 @@ class CaseService:
         known = _known_references(engine, data, rules) if self._postgresql() else None
         if known is not None:  # one statement: the references are checked by the INSERT
             [prepared] = await self._prepare([data], source_system, rules, known)
-            row = await self._file_one(prepared, known)
+            alone = alone and not records_reads(self.principal)
+            row = await self._file_one(prepared, known, alone)
             if row is not _STALE:
                 return await self._filed_or_existing(row, source_system, external_id)
             _forget_references(engine)  # something changed: read them all again
@@ -739,12 +745,15 @@ class CaseService:
             grants.append(agency_id)
         return _Plan(columns, tuple(events), tuple(dict.fromkeys(grants)))
 
-    async def _file_one(self, prepared: _Prepared, known: _References | None = None) -> Any:
+    async def _file_one(
+        self, prepared: _Prepared, known: _References | None = None, alone: bool = False
+    ) -> Any:
         """The case inserted and numbered, with its events and access rows: its row as stored,
         or None (and nothing written) when its source id is taken. PostgreSQL does it all in
         one statement, and waits for a racing request's transaction before deciding. With
         `known` (remembered references, PostgreSQL), _STALE (and nothing written) when they no
-        longer hold."""
+        longer hold. `alone`: the statement is the request's only write, and may run in
+        autocommit if the session has begun nothing (write_one)."""
         row = prepared.row
         dialect = self.session.bind.dialect.name
         params = {name: row.get(name) for name in _CASE_NAMES if name not in ("id", "number")}
@@ -757,7 +766,10 @@ class CaseService:
         if known is not None:
             params |= _guard_values(known)
         statement = _single_intake(dialect, guarded=known is not None)
-        stored = (await self.session.execute(statement, params)).first()
+        if alone:
+            stored = await write_one(self.session, statement, params)
+        else:
+            stored = (await self.session.execute(statement, params)).first()
         if known is not None and not stored.references_held:
             return _STALE
         if stored is None or stored.id is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -326,6 +327,47 @@ async def read_rows(
         await connection.close()
         return rows
     return await fetch_all(await session.connection(), stmt, params)
+
+
+# The autocommit twin of each transactional engine (the same pool), for write_one.
+_AUTOCOMMIT: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    twin = _AUTOCOMMIT.get(engine.sync_engine)
+    if twin is None:
+        twin = _AUTOCOMMIT[engine.sync_engine] = engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+    return twin
+
+
+async def write_one(session: AsyncSession, stmt: Executable, params: dict[str, Any]) -> Any:
+    """The first row (or None) of a statement that is a whole unit of work by itself: one
+    writing statement, atomic on its own, after which the request writes nothing else (the
+    caller decides that). On PostgreSQL, when the session has begun nothing and holds nothing
+    pending, it runs in autocommit through a connection taken for it alone and returned at
+    once, as read_rows does: no BEGIN and COMMIT round trips, no ORM transaction to begin,
+    commit and close. Otherwise (a session already in use, SQLite) through the session, in
+    its transaction, so that the statement joins what it began and a request never holds
+    two connections. Errors are SQLAlchemy's, as through the session."""
+    bind = session.bind
+    sync = session.sync_session
+    if bind.dialect.name != "postgresql" or (
+        sync.in_transaction() or sync.info or sync.new or sync.dirty or sync.deleted
+    ):
+        return (await session.execute(stmt, params)).first()
+    engine = bind if isinstance(bind, AsyncEngine) else bind.engine
+    if engine.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        engine = _autocommit(engine)
+    connection = await engine.connect()
+    try:
+        row = (await connection.execute(stmt, params)).first()
+    except BaseException:
+        await asyncio.shield(connection.close())
+        raise
+    await connection.close()
+    return row
 
 
 # The session of the request (see unit_of_work), ended before the response is sent, so a client
