@@ -41,6 +41,7 @@ from bench.run import (
     _db_url,
     log,
 )
+from bench.run import parse as run_parse
 
 DATABASE = "regiondesk_soak"
 TEMPLATE = "regiondesk_bench_100k_data"
@@ -233,13 +234,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def bench_options(port: int) -> argparse.Namespace:
+    """bench/run.py's options as its own parser gives them (so the server starts as a run's
+    does, whatever options it gains), with no wrk load: the soak drives the requests itself."""
+    opts = run_parse(["--port", str(port)])
+    opts.cases, opts.connections, opts.duration, opts.warmup = 0, 0, 0, 0
+    return opts
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
     url = make_database()
-    bench_opts = argparse.Namespace(
-        cases=0, connections=0, threads=1, duration=0, warmup=0, port=opts.port
-    )
-    bench = Bench(bench_opts, url)
+    bench = Bench(bench_options(opts.port), url)
     server = bench.start_app()
     try:
         start_rss = rss_mb(server.pid)
