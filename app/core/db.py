@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
-from sqlalchemy import JSON, Executable, Table, event, insert
+from sqlalchemy import JSON, Executable, Row, Table, event, insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -348,9 +348,10 @@ async def write_one(session: AsyncSession, stmt: Executable, params: dict[str, A
     caller decides that). On PostgreSQL, when the session has begun nothing and holds nothing
     pending, it runs in autocommit through a connection taken for it alone and returned at
     once, as read_rows does: no BEGIN and COMMIT round trips, no ORM transaction to begin,
-    commit and close. Otherwise (a session already in use, SQLite) through the session, in
-    its transaction, so that the statement joins what it began and a request never holds
-    two connections. Errors are SQLAlchemy's, as through the session."""
+    commit and close, and the statement sent straight to asyncpg (fetch_all; the row is then
+    a Record, read by attribute like a Row). Otherwise (a session already in use, SQLite)
+    through the session, in its transaction, so that the statement joins what it began and a
+    request never holds two connections. Errors are SQLAlchemy's, as through the session."""
     bind = session.bind
     sync = session.sync_session
     if bind.dialect.name != "postgresql" or (
@@ -362,12 +363,31 @@ async def write_one(session: AsyncSession, stmt: Executable, params: dict[str, A
         engine = _autocommit(engine)
     connection = await engine.connect()
     try:
-        row = (await connection.execute(stmt, params)).first()
+        rows = await fetch_all(connection, stmt, params)  # straight to asyncpg, as reads go
     except BaseException:
         await asyncio.shield(connection.close())
         raise
     await connection.close()
-    return row
+    if not rows:
+        return None
+    row = rows[0]
+    return row if isinstance(row, Row) else Record(row)
+
+
+class Record:
+    """A row asyncpg returned (fetch_all), read by column name as an attribute, as a
+    SQLAlchemy Row is: `row.id`."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Any) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 # The session of the request (see unit_of_work), ended before the response is sent, so a client

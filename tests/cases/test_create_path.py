@@ -57,10 +57,21 @@ def test_a_create_is_one_autocommit_statement(client, auth, db, world, postgresq
     assert warm.status_code == 201, warm.text  # the references and the account remembered
     engine = client.app.state.engine
     body = incident(n="one", category_id=world.potholes.id, missing_person=True)
-    with session_events() as seen, checkouts(engine) as taken:
-        created = client.post("/api/v1/incidents", json=body, headers=headers)
+    cursors = []
+
+    def sent(_conn, cursor, statement, *_):
+        if "INSERT INTO case_file" in statement:
+            cursors.append(cursor)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", sent)
+    try:
+        with session_events() as seen, checkouts(engine) as taken:
+            created = client.post("/api/v1/incidents", json=body, headers=headers)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", sent)
     assert created.status_code == 201, created.text
     assert seen == []  # no session transaction begun, committed or rolled back
+    assert cursors == [None]  # sent straight to asyncpg (db.fetch_all), not through a cursor
     assert len(taken) == 1 and engine.pool.checkedout() == 0  # one connection, returned
     case = created.json()
     assert case["agency_id"] == world.adm_krasnodar.id and case["priority"] == "urgent"
