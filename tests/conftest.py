@@ -8,6 +8,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,15 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
         run_migrations(url)
         yield url
         return
+    with empty_postgresql_database() as url:
+        run_migrations(url)
+        yield url
+
+
+@contextmanager
+def empty_postgresql_database() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards. Unreachable PostgreSQL
+    fails the test when it is required (REGIONDESK_REQUIRE_POSTGRES), else skips it."""
     admin_url = _admin_pg_url()
     name = f"regiondesk_test_{uuid.uuid4().hex[:10]}"
     try:
@@ -99,10 +109,10 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
         if _pg_required():
             pytest.fail(f"PostgreSQL is required here but unreachable at {admin_url}: {exc}")
         pytest.skip(f"PostgreSQL not reachable at {admin_url}: {exc}")
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    run_migrations(url)
-    yield url
-    asyncio.run(_pg_exec(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_pg_exec(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import _admin_pg_url, _pg_exec, _pg_required, run_migrations
+from tests.conftest import empty_postgresql_database, run_migrations
 
 KEY = "fk_webhook_event_case_id_case_file"
 BEFORE = "0016"
@@ -26,16 +25,8 @@ def fresh_url(request, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/outbox_key.db"
         return
-    admin_url = _admin_pg_url()
-    name = f"regiondesk_test_{uuid.uuid4().hex[:10]}"
-    try:
-        asyncio.run(_pg_exec(admin_url, f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        if _pg_required():
-            pytest.fail(f"PostgreSQL is required here but unreachable at {admin_url}: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {admin_url}: {exc}")
-    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_pg_exec(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with empty_postgresql_database() as url:
+        yield url
 
 
 def _run(url: str, fn):
