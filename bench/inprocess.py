@@ -2,10 +2,13 @@
 so the figure is the app's own work, steady on a machine that other work shares.
 
     python -m bench.inprocess postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_get
+    python -m bench.inprocess --scenario queue postgresql://…/regiondesk_bench_1m_get
 
-It logs in as the demo agency user of adm-krasnodar (the get scenario's caller), reads random
-cases within that agency's reach, `--concurrency` at a time, and prints the process CPU time
-(time.process_time) per request of each round and the best round. Logging is set up as the
+`get` (the default) logs in as the demo agency user of adm-krasnodar (the get scenario's
+caller) and reads random cases within that agency's reach; `queue` logs in as the operator and
+reads the first pages of the queue scenario's eight filters (bench/run.py), in turn. Requests
+go `--concurrency` at a time; it prints the process CPU time (time.process_time) per request
+of each round and the best round. Logging is set up as the
 service sets it up (JSON), written to /dev/null. Compare two branches by running it from each,
 alternately, a few times.
 """
@@ -31,10 +34,27 @@ from app.main import create_app
 from app.observability.logging import logging_config
 from bench.generate import asyncpg_dsn
 
-LOGIN = b"grant_type=password&username=krasnodar&password=demo-krasnodar-2026"
+LOGINS = {
+    "get": b"grant_type=password&username=krasnodar&password=demo-krasnodar-2026",
+    "queue": b"grant_type=password&username=operator&password=demo-operator-2026",
+}
+# The queue scenario's filters (bench/run.py, Bench.queue), {names} filled from the database.
+QUEUE_FILTERS = (
+    "{open}&limit=50&sort=-created_at",
+    "{open}&limit=50&sort=due_at",
+    "{open}&limit=50&sort=-created_at&territory_id={krasnodar}",
+    "{open}&limit=50&sort=-created_at&category_id={roads}",
+    "{open}&limit=50&sort=due_at&overdue=true",
+    "{open}&limit=50&sort=-created_at&kind=incident&priority=high",
+    "status=new&status=returned&limit=50&sort=-created_at",
+    "{open}&limit=50&sort=-updated_at&territory_id={sochi}&category_id={housing_utilities}",
+)
+OPEN = "status=new&status=assigned&status=in_progress&status=returned"
 
 
-async def call(app: Any, method: str, path: str, headers: list, body: bytes = b"") -> dict:
+async def call(
+    app: Any, method: str, path: str, headers: list, body: bytes = b"", query: bytes = b""
+) -> dict:
     """One request through the ASGI app; the answer's status, headers and body."""
     scope = {
         "type": "http",
@@ -44,7 +64,7 @@ async def call(app: Any, method: str, path: str, headers: list, body: bytes = b"
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query,
         "root_path": "",
         "headers": headers,
         "client": ("127.0.0.1", 50000),
@@ -82,6 +102,13 @@ async def measure(opts: argparse.Namespace, settings: Settings) -> None:
                 agency,
             )
         ]
+        names = {
+            r["code"]: r["id"]
+            for r in await conn.fetch(
+                "SELECT code, id FROM territory WHERE code IN ('krasnodar', 'sochi') UNION ALL "
+                "SELECT code, id FROM category WHERE code IN ('roads', 'housing_utilities')"
+            )
+        }
     finally:
         await conn.close()
 
@@ -90,15 +117,22 @@ async def measure(opts: argparse.Namespace, settings: Settings) -> None:
         form = [
             (b"host", b"bench"),
             (b"content-type", b"application/x-www-form-urlencoded"),
-            (b"content-length", str(len(LOGIN)).encode()),
+            (b"content-length", str(len(LOGINS[opts.scenario])).encode()),
         ]
-        login = await call(app, "POST", "/api/v1/auth/token", form, LOGIN)
+        login = await call(app, "POST", "/api/v1/auth/token", form, LOGINS[opts.scenario])
         token = orjson.loads(login["body"])["access_token"]
         headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
 
+        queries = [f.format(open=OPEN, **names).encode() for f in QUEUE_FILTERS]
+        turn = iter(range(1 << 62))
+
         async def client(n: int) -> None:
             for _ in range(n):
-                answer = await call(app, "GET", f"/api/v1/cases/{random.choice(ids)}", headers)
+                if opts.scenario == "queue":
+                    query = queries[next(turn) % len(queries)]
+                    answer = await call(app, "GET", "/api/v1/cases", headers, query=query)
+                else:
+                    answer = await call(app, "GET", f"/api/v1/cases/{random.choice(ids)}", headers)
                 if answer["status"] != 200:
                     raise SystemExit(f"GET answered {answer['status']}: {answer['body'][:200]}")
 
@@ -119,6 +153,7 @@ async def measure(opts: argparse.Namespace, settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("database_url", help="a copy of a bench dataset (never the template)")
+    p.add_argument("--scenario", choices=tuple(LOGINS), default="get")
     p.add_argument("--requests", type=int, default=5000, help="per round")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--concurrency", type=int, default=8)

@@ -36,9 +36,10 @@ from app.core.config import Settings, app_settings
 from app.core.db import SessionDep
 from app.core.errors import PreconditionFailed
 from app.core.idempotency import IdempotencyDep
+from app.core.planned_routes import PlannedRoute
 from app.core.schemas import MAX_ID, MAX_PAGE_SIZE, IdFilter
 
-router = APIRouter(prefix="/api/v1", tags=["cases"])
+router = APIRouter(prefix="/api/v1", tags=["cases"], route_class=PlannedRoute)
 JSON = "application/json"
 
 Reader = requires("cases:read")
@@ -163,13 +164,15 @@ async def list_cases(
     limit: Limit = 50,
     cursor: Cursor = None,
     with_total: bool = False,
-):
+) -> Response:
     filters.kind = kind
     return await _list(principal, session, settings, filters, sort, limit, cursor, with_total)
 
 
 @router.get("/cases/{case_id}", response_model=CaseRead, responses=NOT_FOUND)
-async def get_case(principal: Reader, session: SessionDep, case_id: CaseId, request: Request):
+async def get_case(
+    principal: Reader, session: SessionDep, case_id: CaseId, request: Request
+) -> Response:
     # The settings straight from the app (what SettingsDep gives): one dependency less to
     # solve on the most frequent request.
     service = _service(session, request.app.state.settings, principal)
@@ -328,7 +331,7 @@ def _kind_routes(kind: CaseKind, path: str, create_model: type, batch_model: typ
         settings: SettingsDep,
         data: Annotated[create_model, Body()],
         idempotency: IdempotencyDep,
-    ):
+    ) -> Response:
         if (replay := await idempotency.start(principal.subject)) is not None:
             return replay
         service = _service(session, settings, principal)
@@ -371,7 +374,7 @@ def _kind_routes(kind: CaseKind, path: str, create_model: type, batch_model: typ
         limit: Limit = 50,
         cursor: Cursor = None,
         with_total: bool = False,
-    ):
+    ) -> Response:
         filters.kind = kind
         return await _list(principal, session, settings, filters, sort, limit, cursor, with_total)
 
@@ -380,7 +383,7 @@ def _kind_routes(kind: CaseKind, path: str, create_model: type, batch_model: typ
         session: SessionDep,
         settings: SettingsDep,
         case_id: CaseId,
-    ):
+    ) -> Response:
         return await _respond_in_full(_service(session, settings, principal), case_id, kind)
 
     router.add_api_route(

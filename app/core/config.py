@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
     log_access: bool = True  # one access-log line per request (uvicorn's own stays off)
+    # The cases' reads and intake solve their dependencies by a plan made at start-up
+    # (app/core/planned_routes.py); off: FastAPI solves them for every request.
+    planned_routes: bool = True
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_batch_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # paths ending /batch
     rate_limit_enabled: bool | None = None  # None: on, except when env is test
