@@ -22,6 +22,7 @@ from app.core.limits import RATE_HEADERS, install_limits
 from app.core.schemas import refuse_nul_in_query
 from app.deadlines.router import router as deadlines_router
 from app.health.router import router as health_router
+from app.observability.logging import lean_records
 from app.observability.middleware import install_observability
 from app.observability.router import router as metrics_router
 from app.open311.router import router as open311_router
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.read_sessionmaker = make_read_sessionmaker(engine)
+        if settings.env is Environment.production:
+            lean_records()
         if settings.env is not Environment.test:
             # What start-up built (modules, models, routes, the OpenAPI schema) lives as long as
             # the process: moved out of the collector's generations, the full collections that

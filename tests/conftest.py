@@ -73,14 +73,19 @@ def run_migrations(database_url: str, revision: str = "head", *, downgrade: bool
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    """The CLI's `migrate`, `serve` and `worker` configure logging; put the test run's back."""
+    """The CLI's `migrate`, `serve` and `worker` configure logging (and lean_records); put the
+    test run's back."""
     names = ["", "sqlalchemy", "alembic"]
     saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level) for n in names}
+    flags = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
+    saved_flags = {f: getattr(logging, f) for f in flags}
     yield
     for name, (handlers, level) in saved.items():
         logger = logging.getLogger(name)
         logger.handlers[:] = handlers
         logger.setLevel(level)
+    for flag, value in saved_flags.items():
+        setattr(logging, flag, value)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -110,5 +110,18 @@ def logging_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def lean_records() -> None:
+    """What no formatter of ours shows, the logging module need not look up for every record:
+    the calling frame, the thread and the process (the logging HOWTO's "Optimization"). Set in
+    the service's processes only (configure_logging; create_app in production, so each worker
+    of `serve --workers N` too): the access-log line is the one record of every request, and
+    this is a sixth of its cost (53 → 44 µs, measured in process)."""
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def configure_logging(settings: Settings) -> None:
     logging.config.dictConfig(logging_config(settings))
+    lean_records()

@@ -193,3 +193,27 @@ def test_the_access_log_can_be_switched_off(bare_app, log_lines):
     with TestClient(bare_app(log_access=False)) as http:
         http.get("/health/live")
     assert log_lines.of("regiondesk.access") == []
+
+
+def test_the_service_does_not_look_up_frames_threads_or_processes(restore_logging, tmp_path):
+    """The service's records skip what no formatter shows; lines keep all they show."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    settings = Settings(
+        _env_file=None,
+        env="production",
+        database_url=f"sqlite:///{tmp_path}/lean.db",
+        secret_key="lean-records-" + "x" * 40,
+    )
+    logging._srcfile, logging.logThreads = __file__, True  # as a process starts
+    logging.logProcesses = logging.logMultiprocessing = True
+    with TestClient(create_app(settings)):
+        assert logging._srcfile is None
+        assert not (logging.logThreads or logging.logProcesses or logging.logMultiprocessing)
+    record = logging.getLogger("regiondesk.access").makeRecord(
+        "regiondesk.access", logging.INFO, "x", 1, "GET / 200", (), None, extra={"status": 200}
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "GET / 200" and line["status"] == 200
