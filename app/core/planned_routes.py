@@ -380,6 +380,4 @@ class PlannedRoute(APIRoute):
             root = plan(route.dependant)
         except NotPlanned:
             return general
-        handle = planned_handler(root, general, bool(embed))
-        handle.planned = root  # type: ignore[attr-defined]  (tests look for it)
-        return handle
+        return planned_handler(root, general, bool(embed))
