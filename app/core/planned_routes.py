@@ -238,8 +238,8 @@ def plan(dependant: Dependant, name: str | None = None, *, root: bool = True) ->
 
 
 def _parameters(step: Step, request: Request, found: list[dict[str, Any]]) -> bool:
-    """Every step's path and query parameters, validated as FastAPI validates them, appended
-    to `found` in the order `_solve` reads them; False at the first wrong one."""
+    """Every step's path, query and header parameters, validated as FastAPI validates them,
+    appended to `found` in the order `_solve` reads them; False at the first wrong one."""
     for sub in step.steps:
         if not _parameters(sub, request, found):
             return False
@@ -263,6 +263,9 @@ def _parameters(step: Step, request: Request, found: list[dict[str, Any]]) -> bo
     return True
 
 
+_JSON = "application/json"
+
+
 async def _json_body(request: Request) -> Any:
     """The request's JSON body as FastAPI would read it, or PydanticUndefined when FastAPI's
     own reading is needed (another content type, no body, a body json.loads alone takes or
@@ -283,9 +286,6 @@ async def _json_body(request: Request) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return PydanticUndefined
-
-
-_JSON = "application/json"
 
 
 async def _solve(
