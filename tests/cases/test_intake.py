@@ -258,19 +258,15 @@ def test_remembered_references_are_checked_when_they_change(client, auth, db, wo
     first = _create(client, headers, n=1, **refs)
     assert first.json()["agency_id"] == world.adm_krasnodar.id
 
-    sql("UPDATE category SET is_active = false WHERE id = :id", id=world.potholes.id)
-    refused = _create(client, headers, n=2, **refs)
-    _problem(refused, 422, "category_id")
-    assert refused.json()["detail"] == f"category_id: category {world.potholes.id} is inactive"
-    sql("UPDATE category SET is_active = true WHERE id = :id", id=world.potholes.id)
-    assert _create(client, headers, n=3, **refs).status_code == 201
-
-    sql("UPDATE territory SET is_active = false WHERE id = :id", id=world.krasnodar.id)
-    refused = _create(client, headers, n=4, **refs)
-    _problem(refused, 422, "territory_id")
-    assert refused.json()["detail"] == f"territory_id: territory {world.krasnodar.id} is inactive"
-    sql("UPDATE territory SET is_active = true WHERE id = :id", id=world.krasnodar.id)
-    assert _create(client, headers, n=5, **refs).status_code == 201
+    for n, (table, ref_id) in enumerate(
+        (("category", world.potholes.id), ("territory", world.krasnodar.id)), start=1
+    ):
+        sql(f"UPDATE {table} SET is_active = false WHERE id = :id", id=ref_id)
+        refused = _create(client, headers, n=2 * n, **refs)
+        _problem(refused, 422, f"{table}_id")
+        assert refused.json()["detail"] == f"{table}_id: {table} {ref_id} is inactive"
+        sql(f"UPDATE {table} SET is_active = true WHERE id = :id", id=ref_id)
+        assert _create(client, headers, n=2 * n + 1, **refs).status_code == 201
 
     # The category moved to another sector: routed by the new one.
     sql(
