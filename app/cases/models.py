@@ -122,6 +122,17 @@ class Case(SQLModel, table=True):
             postgresql_where=_OPEN,
             sqlite_where=_OPEN,
         ),
+        # Open cases of a territory in order of their last change (0018): a territory's page
+        # sorted by updated_at walks its first entries, not every open case of the territory
+        # sorted (a number that grows with the table: 22 at 100k cases, 2,374 at 10M).
+        Index(
+            "ix_case_file_open_by_territory_updated",
+            "territory_id",
+            "updated_at",
+            "id",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
         Index(
             "ix_case_file_open_by_priority",
             "priority",

@@ -1,0 +1,95 @@
+"""How PostgreSQL runs the queue's statements: the pages whose cost must not grow with the
+table are served in order by an index, not by sorting every open case that passes the filters.
+
+The statement is the one the app sends (caught as it goes), explained with its own parameters.
+Sorting is priced out (`enable_sort = off`) so that the plan says whether the order *can* come
+from an index, whatever the planner would choose on a test table of a few rows.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import event
+
+from tests.cases.conftest import incident, rule
+
+OPEN = "status=new&status=assigned&status=in_progress&status=returned"
+
+
+def _sent_page(client, path: str, headers: dict[str, str]) -> tuple[str, tuple]:
+    """The SQL and parameters of the list statement a GET of `path` sends."""
+    engine = client.app.state.engine.sync_engine
+    sent: list[tuple[str, tuple]] = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        if "FROM case_file" in statement:
+            sent.append((statement, tuple(parameters or ())))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        answer = client.get(path, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert answer.status_code == 200, answer.text
+    assert len(sent) == 1, sent
+    return sent[0]
+
+
+def _plan(client, sql: str, parameters: tuple) -> dict:
+    async def explain():
+        async with client.app.state.engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).dbapi_connection._connection
+            async with raw.transaction():
+                await raw.execute("SET LOCAL enable_sort = off")
+                return await raw.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *parameters)
+
+    document = client.portal.call(explain)
+    return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+
+
+def _nodes(plan: dict) -> list[dict]:
+    return [plan, *(node for child in plan.get("Plans", ()) for node in _nodes(child))]
+
+
+def _page_scan(plan: dict) -> tuple[list[str], list[str]]:
+    """The sorts and the scans of case_file that take the page's rows: in the CTE `page` when
+    the statement records what was shown (the sorts after it, for that record, order the few
+    rows already taken), else in the whole statement."""
+    nodes = _nodes(plan)
+    page = next((n for n in nodes if n.get("Subplan Name") == "CTE page"), plan)
+    taking = _nodes(page)
+    sorts = [n["Node Type"] for n in taking if n["Node Type"] in ("Sort", "Incremental Sort")]
+    scans = [
+        n.get("Index Name", n["Node Type"]) for n in taking if n.get("Relation Name") == "case_file"
+    ]
+    return sorts, scans
+
+
+@pytest.mark.parametrize("cursor", [False, True])
+def test_a_territorys_queue_by_last_change_walks_an_index(client, auth, db, world, cursor):
+    if db.dialect != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+    rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
+    pos = auth.headers("integration", source="vk")
+    for n in range(3):
+        body = incident(
+            n=f"plan-{cursor}-{n}", territory_id=world.sochi.id, category_id=world.potholes.id
+        )
+        assert client.post("/api/v1/incidents", json=body, headers=pos).status_code == 201
+    operator = auth.headers("operator")
+    path = (
+        f"/api/v1/cases?{OPEN}&limit=2&sort=-updated_at"
+        f"&territory_id={world.sochi.id}&category_id={world.roads.id}"
+    )
+    if cursor:
+        first = client.get(path, headers=operator).json()
+        assert first["next_cursor"], first
+        path += f"&cursor={first['next_cursor']}"
+    sql, parameters = _sent_page(client, path, operator)
+    sorts, indexes = _page_scan(_plan(client, sql, parameters))
+    # The page's order comes from the index: no sort of the open cases (the sorts around a
+    # page already taken, for the record of what was shown, read no case_file rows).
+    assert indexes == ["ix_case_file_open_by_territory_updated"], indexes
+    assert sorts == [], sorts
