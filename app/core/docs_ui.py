@@ -80,16 +80,20 @@ def install_docs(app: FastAPI, settings: Settings) -> None:
         name="docs-static",
     )
 
+    # The pages read the app from the request, not from this function's scope: FastAPI keeps
+    # every endpoint it has classified in a process-wide cache, and an endpoint that closed
+    # over its app would keep the app alive there, with its state and engine, long after it.
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
+        served = request.app
         root = request.scope.get("root_path", "")
         config = {
             **swagger_ui_default_parameters,
-            **(app.swagger_ui_parameters or {}),
-            "url": root + (app.openapi_url or ""),
+            **(served.swagger_ui_parameters or {}),
+            "url": root + (served.openapi_url or ""),
             "oauth2RedirectUrl": root + OAUTH2_REDIRECT_URL,
         }
-        return HTMLResponse(_swagger_page(app.title, root, config))
+        return HTMLResponse(_swagger_page(served.title, root, config))
 
     @app.get(DOCS_URL + "/swagger-init.js", include_in_schema=False)
     async def swagger_init() -> Response:
@@ -109,10 +113,11 @@ def install_docs(app: FastAPI, settings: Settings) -> None:
 
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
+        served = request.app
         root = request.scope.get("root_path", "")
         return get_redoc_html(
-            openapi_url=root + (app.openapi_url or ""),
-            title=app.title + " - ReDoc",
+            openapi_url=root + (served.openapi_url or ""),
+            title=served.title + " - ReDoc",
             redoc_js_url=root + STATIC_PREFIX + "redoc.standalone.js",
             redoc_favicon_url=root + STATIC_PREFIX + "favicon.png",
             with_google_fonts=False,

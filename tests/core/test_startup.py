@@ -6,6 +6,7 @@ import gc
 import subprocess
 import sys
 import tomllib
+import weakref
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,24 @@ def test_tokens_are_signed_and_checked_without_the_cryptography_package():
 def test_importing_the_app_leaves_the_xlsx_writer_for_the_first_export():
     code = "import sys, app.main\nprint('xlsxwriter' in sys.modules)\n"
     assert _imported_by_the_app(code) == "False"
+
+
+def test_an_app_no_longer_used_is_freed_with_its_state(tmp_path, unfrozen):
+    # FastAPI keeps the endpoints it has classified in process-wide caches (thousands of
+    # entries): an endpoint closing over its app would keep every app made in the process
+    # alive, with its engine and caches (the test suite's workers grew to millions of objects).
+    settings = Settings(
+        _env_file=None,
+        env="test",  # a serving process freezes what start-up made (the test above)
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/s.db",
+        secret_key="a-secret-long-enough-for-production-checks-0123456789",
+    )
+    assert settings.docs_enabled
+    app = create_app(settings)
+    with TestClient(app) as client:
+        for page in ("/docs", "/redoc"):
+            assert client.get(page).status_code == 200
+    gone = weakref.ref(app)
+    del app, client
+    gc.collect()
+    assert gone() is None
