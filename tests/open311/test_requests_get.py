@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 
 from app.cases.models import Case
+from app.deadlines.calendar import DeadlineUnit, ProductionCalendar
 from tests import factories
 from tests.cases.conftest import appeal
 from tests.open311.conftest import (
@@ -57,7 +59,12 @@ def test_a_request_in_both_formats_with_the_spec_fields(client, db, keys, region
         assert W3C_MOSCOW.match(item[field]), item[field]
     expected = datetime.fromisoformat(item["expected_datetime"])
     requested = datetime.fromisoformat(item["requested_datetime"])
-    assert timedelta(days=29) < expected - requested < timedelta(days=32)
+    # 30 calendar days, moved to the next working day when the last one is a day off: filed
+    # between about 2 and 10 December, the term ends in the New Year holidays (2026-12-06
+    # + 30 days is 5 January, due on Monday 11 January 2027 at 18:00)
+    calendar = ProductionCalendar(ZoneInfo("Europe/Moscow"))
+    assert expected == calendar.add(requested, 30, DeadlineUnit.calendar_days)
+    assert timedelta(days=29) < expected - requested < timedelta(days=30 + 12)
     assert (item["lat"], item["long"]) == (45.0355, 38.9753)
     assert item["address"] == "ул. Красная, 1, Краснодар"
     assert item["address_id"] is None and item["zipcode"] is None
