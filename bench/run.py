@@ -52,6 +52,7 @@ import httpx
 
 from app.reference import demo_data
 from bench import lua, texts
+from bench.cpu import CpuMeter, CpuSplit
 from bench.generate import asyncpg_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -340,6 +341,11 @@ class Result:
     verdict: str = "—"
     misses: list[str] = field(default_factory=list)
     connections: int | None = None
+    # CPU ms per request over the measured run, by process group (bench/cpu.py), and the
+    # machine's idle share and share spent by other work meanwhile
+    cpu_ms: dict[str, float] | None = None
+    idle_share: float | None = None
+    other_share: float | None = None
 
 
 def judge(result: Result, target: Target) -> None:
@@ -362,7 +368,9 @@ def judge(result: Result, target: Target) -> None:
     result.verdict = "miss" if misses else "pass"
 
 
-def _fill(result: Result, data: dict, bare_rps: float | None, rss: float) -> None:
+def _fill(
+    result: Result, data: dict, bare_rps: float | None, rss: float, cpu: CpuSplit | None = None
+) -> None:
     errors = data["errors"]
     result.rps = data["rps"]
     result.requests = data["requests"]
@@ -372,6 +380,10 @@ def _fill(result: Result, data: dict, bare_rps: float | None, rss: float) -> Non
     result.p50_ms, result.p95_ms, result.p99_ms = (lat[k] / 1000 for k in ("p50", "p95", "p99"))
     result.share = data["rps"] / bare_rps if bare_rps else None
     result.peak_rss_mb = rss
+    if cpu is not None:
+        result.cpu_ms = cpu.per_request_ms(data["requests"])
+        shares = cpu.shares()
+        result.idle_share, result.other_share = shares["idle"], shares["other"]
 
 
 class Bench:
@@ -459,12 +471,19 @@ class Bench:
             warm = run_wrk(base, script, load, load.warmup, f"{result.name}-warmup")
             # wrk abandons its in-flight requests; let the server finish them first.
             time.sleep(min(warm["latency_us"]["max"] / 1e6, 10.0))
-        with RssSampler(pid) as rss:
+        with RssSampler(pid) as rss, CpuMeter(pid) as cpu:
             data = run_wrk(base, script, load, load.duration, result.name)
-        _fill(result, data, self.bare_rps, rss.peak_mb)
+        _fill(result, data, self.bare_rps, rss.peak_mb, cpu.split)
+        cpu = result.cpu_ms
         log(
             f"{result.name}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
             f"p99 {result.p99_ms:.1f} ms, errors {result.errors}, RSS {result.peak_rss_mb:.0f} MB"
+            + (
+                f"; CPU per request: server {cpu['server']:.3f} ms, PostgreSQL "
+                f"{cpu['postgres']:.3f} ms, wrk {cpu['wrk']:.3f} ms, idle {result.idle_share:.0%}"
+                if cpu
+                else ""
+            )
         )
         if self.opts.profile and result.name in self.opts.profile:
             self.profile(result.name, base, script, pid, load)
@@ -1004,6 +1023,7 @@ def markdown(
             f"| {r.title} | {rate} | {share} | {_ms(r.p50_ms)} | {_ms(r.p95_ms)} | "
             f"{_ms(r.p99_ms)} | {errors} | {rss} | {r.target} | {verdict} |"
         )
+    lines += cpu_table(results)
     lines += [
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['os']}. "
@@ -1021,6 +1041,30 @@ def markdown(
     if opts.note:
         lines += [f"Note: {opts.note}", ""]
     return "\n".join(lines)
+
+
+def cpu_table(results: list[Result]) -> list[str]:
+    """Where the CPU went during each measured run (bench/cpu.py), per request."""
+    measured = [r for r in results if r.cpu_ms]
+    if not measured:
+        return []
+    lines = [
+        "",
+        "Where the CPU went during each measured run, in CPU milliseconds per request: the "
+        "server's process, every PostgreSQL process, wrk; and the share of the machine's CPU "
+        "time left idle or spent by other work (bench/cpu.py). The three share the same cores.",
+        "",
+        "| scenario | server ms | PostgreSQL ms | wrk ms | idle | other work |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in measured:
+        cpu = r.cpu_ms or {}
+        name = r.title if r.per_second is not None else r.name  # batch: says its request size
+        lines.append(
+            f"| {name} | {cpu['server']:.3f} | {cpu['postgres']:.3f} | {cpu['wrk']:.3f} | "
+            f"{r.idle_share or 0:.0%} | {r.other_share or 0:.0%} |"
+        )
+    return lines
 
 
 HEADER = """# Benchmarks

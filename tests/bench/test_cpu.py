@@ -1,0 +1,111 @@
+"""bench/cpu.py: the CPU of a measured run, told apart by who spent it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import cpu, run
+
+pytestmark = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads Linux's /proc")
+
+BUSY = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass"
+
+
+def _busy(seconds: float) -> list[str]:
+    return [sys.executable, "-c", BUSY.format(seconds=seconds)]
+
+
+def test_a_server_and_its_children_are_counted_as_the_server():
+    # a "server" whose work is done by a child process, as uvicorn's workers are
+    parent = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess; subprocess.run({_busy(30)!r})"]
+    )
+    try:
+        time.sleep(0.3)  # the worker has started
+        with cpu.CpuMeter(parent.pid) as meter:
+            time.sleep(1.0)
+        workers = cpu.tree(parent.pid)
+    finally:
+        for pid in reversed(cpu.tree(parent.pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        parent.wait()
+    assert len(workers) == 2
+    split = meter.split
+    assert split is not None
+    # the parent only waits: what was spent was the child's, on a core shared with others
+    assert split.server >= 0.1
+    assert split.load == 0  # nothing was waited for in the run
+
+
+def test_each_group_gets_what_it_spent():
+    server = subprocess.Popen(_busy(30))
+    try:
+        with cpu.CpuMeter(server.pid) as meter:
+            subprocess.run(_busy(0.5), check=True)  # the load generator, waited for
+        split = meter.split
+    finally:
+        server.kill()
+        server.wait()
+    assert split is not None
+    assert split.load == pytest.approx(0.5, abs=0.15)
+    # the server ran alongside the whole time, on the other core or in turns with the load
+    assert split.server >= 0.1
+    assert split.wall >= 0.5
+    assert split.busy >= split.server + split.load - 0.05
+    per_request = split.per_request_ms(100)
+    assert per_request["wrk"] == pytest.approx(1000 * split.load / 100)
+    assert split.per_request_ms(0) is None
+
+
+def test_postgresql_processes_are_found_by_name_and_their_work_counted(database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's processes")
+    if not cpu.named("postgres"):
+        pytest.skip("PostgreSQL is not running on this machine (a remote test database)")
+    import asyncio
+
+    import asyncpg
+
+    from bench.generate import asyncpg_dsn
+
+    async def work() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            await conn.fetchval("SELECT count(*) FROM generate_series(1, 3000000) AS g(n)")
+        finally:
+            await conn.close()
+
+    with cpu.CpuMeter(0) as meter:  # no server: pid 0 has no /proc entry
+        asyncio.run(work())
+    assert meter.split is not None
+    assert meter.split.server == 0
+    assert meter.split.postgres >= 0.1
+
+
+def test_the_report_shows_the_cpu_of_each_measured_scenario():
+    split = cpu.CpuSplit(wall=10, server=8.0, postgres=4.0, load=2.0, busy=16.0, idle=4.0)
+    get = run.Result("get", "get one case by id")
+    data = {
+        "rps": 1000.0,
+        "requests": 10_000,
+        "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
+        "latency_us": {"p50": 1000, "p95": 2000, "p99": 3000},
+    }
+    run._fill(get, data, 5000.0, 100.0, split)
+    assert get.cpu_ms == {"server": 0.8, "postgres": 0.4, "wrk": 0.2}
+    assert get.idle_share == pytest.approx(0.2)
+    assert get.other_share == pytest.approx(0.1)  # 16 busy - 14 of ours, of 20
+    unmeasured = run.Result("webhooks", "webhook worker deliveries")
+    lines = run.cpu_table([get, unmeasured])
+    assert "| get | 0.800 | 0.400 | 0.200 | 20% | 10% |" in lines
+    assert not any("webhooks" in line for line in lines)
+    assert run.cpu_table([unmeasured]) == []
