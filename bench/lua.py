@@ -207,7 +207,9 @@ end
 function response(status, headers, body)
   count_status(status)
   if status == 200 then
-    cursor = body:match('"next_cursor"%s*:%s*"([^"]+)"')
+    -- next_cursor follows the 50 items (app/cases/reads.py page_json): looked for in the
+    -- page's last bytes only, not matched along the whole page.
+    cursor = body:match('"next_cursor"%s*:%s*"([^"]+)"', math.max(1, #body - 1024))
     if cursor ~= nil then
       cursor_sort = unbase64(cursor):match('"s"%s*:%s*"([^"]+)"')
     end
