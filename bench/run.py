@@ -52,7 +52,7 @@ import httpx
 
 from app.reference import demo_data
 from bench import lua, texts
-from bench.cpu import CpuMeter, CpuSplit
+from bench.cpu import CpuMeter, CpuSplit, tree
 from bench.generate import asyncpg_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,16 +241,13 @@ class RssSampler:
 
     def _read(self) -> int:
         """The process's RSS plus its children's (uvicorn's worker processes)."""
-        total, pids = 0, [self.pid]
-        while pids:
-            pid = pids.pop()
+        total = 0
+        for pid in tree(self.pid):
             try:
                 with open(f"/proc/{pid}/status") as f:
                     for line in f:
                         if line.startswith("VmRSS:"):
                             total += int(line.split()[1])
-                with open(f"/proc/{pid}/task/{pid}/children") as f:
-                    pids.extend(int(child) for child in f.read().split())
             except OSError:
                 pass
         return total
