@@ -64,6 +64,8 @@ ADMIN_URL = os.environ.get(
 )
 # v2: vacuumed after loading (bench/generate.py); a dataset marked otherwise is rebuilt.
 MARKER = "regiondesk-bench cases={cases} seed={seed} v2"
+# A dataset a --no-copy run wrote into: never rebuilt without --fresh (10M takes about an hour).
+MODIFIED = "modified by a run ({marker})"
 SUBSCRIPTION_NOTE = "regiondesk-bench receiver"
 KEY_PACKAGES = (
     "fastapi",
@@ -121,9 +123,13 @@ def _check(cmd: list[str], env: dict[str, str], what: str) -> None:
         raise SystemExit(f"{what} failed:\n{result.stdout}\n{result.stderr}")
 
 
-def ensure_dataset(cases: int, seed: int, jobs: int, fresh: bool, migrate: bool = True) -> str:
+def ensure_dataset(
+    cases: int, seed: int, jobs: int, fresh: bool, migrate: bool = True, modified_ok: bool = False
+) -> str:
     """The generated data of one size, kept as a template database; returns its name.
-    Without `migrate` a reused dataset is left at its revision (the copy is migrated instead)."""
+    Without `migrate` a reused dataset is left at its revision (the copy is migrated instead).
+    A dataset an earlier --no-copy run wrote into is used as it is with `modified_ok` (another
+    --no-copy run), rebuilt with `fresh`, and otherwise left alone: the run stops and says so."""
     name = f"regiondesk_bench_{label(cases).lower()}_data"
     url = _db_url(name)
     marker = MARKER.format(cases=cases, seed=seed)
@@ -134,6 +140,18 @@ def ensure_dataset(cases: int, seed: int, jobs: int, fresh: bool, migrate: bool 
         )
     )
     env = _app_env(url, REGIONDESK_ENV="dev")
+    # (the bare words: how runs before this check marked it)
+    if current in (MODIFIED.format(marker=marker), "modified by a run") and not fresh:
+        if not modified_ok:
+            raise SystemExit(
+                f"{name} holds what an earlier --no-copy run wrote. Rebuild it with --fresh "
+                f"({cases:,} cases: minutes at 1M, about an hour at 10M), or run on it as it "
+                "is with --no-copy (its figures then include that run's writes)."
+            )
+        log(f"running on {name} as an earlier --no-copy run left it")
+        if migrate:
+            _check([PY, "-m", "app", "migrate"], env, "migrate")
+        return name
     if current == marker and not fresh:
         if migrate:
             log(f"reusing {name} ({marker}); applying any new migrations")
@@ -172,9 +190,10 @@ def ensure_database(
     Without `copy` the run works on the dataset itself (saves the disk space of a copy).
     With a `tag` the copy is named after it and migrated itself, the dataset left as it is, so
     runs of several branches (each with its own migrations) can share one dataset at once."""
-    template = ensure_dataset(cases, seed, jobs, fresh, migrate=not tag)
+    template = ensure_dataset(cases, seed, jobs, fresh, migrate=not tag, modified_ok=not copy)
     if not copy:
-        asyncio.run(_admin(f"COMMENT ON DATABASE \"{template}\" IS 'modified by a run'"))
+        marker = MODIFIED.format(marker=MARKER.format(cases=cases, seed=seed))
+        asyncio.run(_admin(f"COMMENT ON DATABASE \"{template}\" IS '{marker}'"))
         return _db_url(template)
     name = template.removesuffix("_data") + (f"_{tag}" if tag else "")
     started = time.monotonic()
@@ -862,9 +881,8 @@ class Bench:
 
 def growth(opts: argparse.Namespace, big: list[Result]) -> list[Result]:
     """get, queue and search on the 100k database, compared with this run's big figures."""
-    small_url = ensure_database(
-        100_000, opts.seed, opts.jobs, fresh=False, copy=opts.copy, tag=opts.tag
-    )
+    # always a copy: --no-copy saves the disk space of a big dataset, 100k needs half a GB
+    small_url = ensure_database(100_000, opts.seed, opts.jobs, fresh=False, tag=opts.tag)
     bench = Bench(opts, small_url)
     bench.bare_rps = next((r.rps for r in big if r.name == "bare"), None)
     bench.start_app()
@@ -1113,7 +1131,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--no-copy",
         dest="copy",
         action="store_false",
-        help="run on the dataset itself, not a copy (less disk; it is rebuilt next time)",
+        help="run on the dataset itself, not a copy (less disk; later runs need --no-copy "
+        "again, or --fresh to rebuild it)",
     )
     p.add_argument(
         "--tag",
