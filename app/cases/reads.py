@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -48,6 +49,7 @@ from app.cases.models import OPEN_STATUSES, Case, CaseAgency
 from app.cases.queries import filter_clauses, in_category, ordering, seek, text_search
 from app.cases.schemas import PERSONAL_FIELDS, CaseRead
 from app.cases.workflow import TRANSITIONS, Action, allowed_actions
+from app.core.db import Record
 from app.core.pagination import count_of
 from app.core.types import UTCDateTime
 from app.privacy.service import SHOWS_PERSONAL_DATA_COLUMNS, reads_recorded
@@ -59,6 +61,17 @@ COLUMNS = tuple(_TABLE.c[name] for name in FIELDS if name in _TABLE.c)
 """The columns an answer shows, in CaseRead's order (the others are computed)."""
 _NAMES = tuple(c.name for c in COLUMNS)
 _AWARE = DateTime(timezone=True)
+_BY_ATTRIBUTE = attrgetter(*_NAMES)
+_BY_KEY = itemgetter(*_NAMES)
+
+
+def shown_values(case: Any) -> tuple[Any, ...]:
+    """The values of COLUMNS of a case: a Case, a SQLAlchemy Row, or a db.Record (read by
+    key from the asyncpg record in one C call: 45 look-ups through Record.__getattr__ cost
+    25 µs a case, a create's answer)."""
+    if isinstance(case, Record):
+        return _BY_KEY(case.values)
+    return _BY_ATTRIBUTE(case)
 
 
 def _read_as(column: Any, dialect: str) -> Any:

@@ -907,7 +907,7 @@ class CaseService:
         """What `read` validates: CaseRead's fields as a dict (reads.answer), for an answer
         written straight as JSON (reads.case_json); a person shown personal data is
         recorded."""
-        row = [getattr(case, column.name) for column in reads.COLUMNS]
+        row = reads.shown_values(case)
         hidden = self._hidden()
         if not hidden:
             record_reads(self.session, self.principal, [case], via)

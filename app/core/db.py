@@ -383,6 +383,11 @@ class Record:
     def __init__(self, values: Any) -> None:
         self._values = values
 
+    @property
+    def values(self) -> Any:
+        """The asyncpg record itself: by name or position (`record["id"]`), in C."""
+        return self._values
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self._values[name]

@@ -207,3 +207,19 @@ def test_date_filters_need_a_zone(client, auth, world):
     for query in ("created_from=2024-01-01T00:00:00Z", "created_to=2099-01-01T03:00:00%2B03:00"):
         listed = _get(client, f"/api/v1/cases?{query}", operator).json()["items"]
         assert [c["id"] for c in listed] == [case["id"]]
+
+
+def test_a_case_shows_the_same_values_as_an_object_and_as_a_record_of_its_row():
+    # A create's answer reads the asyncpg record of its INSERT ... RETURNING (db.Record), an
+    # action's the ORM object: both give COLUMNS' values in order.
+    from app.cases import reads
+    from app.core.db import Record
+
+    case = Case(
+        id=7, number="INC-2026-000007", kind="incident", status="new", text="Яма",
+        applicant_name="Иванов", created_at=utcnow(),
+    )  # fmt: skip
+    expected = tuple(getattr(case, column.name) for column in reads.COLUMNS)
+    assert reads.shown_values(case) == expected
+    row = {column.name: getattr(case, column.name) for column in reversed(reads.COLUMNS)}
+    assert reads.shown_values(Record(row)) == expected
