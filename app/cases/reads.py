@@ -46,7 +46,14 @@ from app.auth.deps import Principal
 from app.auth.permissions import Role
 from app.cases import access
 from app.cases.models import OPEN_STATUSES, Case, CaseAgency
-from app.cases.queries import filter_clauses, in_category, ordering, seek, text_search
+from app.cases.queries import (
+    filter_clauses,
+    in_category,
+    ordering,
+    seek,
+    text_search,
+    tsquery,
+)
 from app.cases.schemas import PERSONAL_FIELDS, CaseRead
 from app.cases.workflow import TRANSITIONS, Action, allowed_actions
 from app.core.db import Record
@@ -237,7 +244,7 @@ def _searched(shape: PageShape, others: list[Any], base: Select) -> Select:
     """
     newest = shape.sort.startswith("-")
     limit = bindparam("page_limit", type_=Integer)
-    words = func.websearch_to_tsquery("russian", bindparam("f_q"))
+    words = tsquery(bindparam("f_q"))
     s = _CASE_SEARCH.c
     walked = select(s.id, s.created_at, s.search_vector)
     rest = base

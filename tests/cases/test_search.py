@@ -183,3 +183,27 @@ def test_search_pages_are_the_same_by_walk_and_by_index(client, auth, world, wal
     assert len(reach) == 3
     for limit in (1, 2, 50):
         assert _pages(client, agency, limit, q="яма") == reach
+
+
+def test_the_search_words_are_parsed_once_per_statement():
+    # websearch_to_tsquery(...) is only stable: in a generic plan (a prepared statement's,
+    # after five runs) PostgreSQL called it again for every case a page tested. As a scalar
+    # subquery it runs once (an InitPlan), its result a parameter, also to the GIN index.
+    from sqlalchemy.dialects import postgresql
+
+    shape = reads.PageShape(
+        dialect="postgresql",
+        rule="all",
+        given=frozenset({"q"}),
+        overdue=None,
+        reopened=None,
+        statuses_open=False,
+        sort="-created_at",
+        cursor=None,
+        recorded=True,
+    )
+    for stmt in reads.page(shape):  # the page (walk and fallback), and its count
+        sql = str(stmt.compile(dialect=postgresql.dialect()))
+        calls = sql.count("websearch_to_tsquery(")
+        assert calls >= 1
+        assert sql.count("(SELECT websearch_to_tsquery(") == calls, sql
