@@ -172,9 +172,10 @@ def apply_filters(stmt: Select, f: CaseFilters, category_ids: list[int] | None, 
 def tsquery(q: Any) -> Any:
     """The search's words as a PostgreSQL tsquery, parsed once per statement: a scalar
     subquery, which PostgreSQL runs once (an InitPlan) and passes on as a parameter, also to
-    the GIN index. `websearch_to_tsquery(...)` itself is only stable, so in a generic plan
-    (what a prepared statement runs after five executions) it was called again for every row
-    tested: a search page walks hundreds (3.3 against 2.2 ms of the server per search page)."""
+    the GIN index. `websearch_to_tsquery(...)` itself is only stable: a plan that does not
+    fold it (a prepared statement's generic plan) evaluates it where it is used. Measured on
+    the bench's 16 search words at 1M cases: 2.3-2.9 -> 1.4-1.6 ms of PostgreSQL's CPU per
+    search page (docs/benchmarks.md)."""
     return select(func.websearch_to_tsquery("russian", q)).scalar_subquery()
 
 
