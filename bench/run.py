@@ -62,7 +62,8 @@ PY = sys.executable
 ADMIN_URL = os.environ.get(
     "REGIONDESK_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-# v2: vacuumed after loading (bench/generate.py); a dataset marked otherwise is rebuilt.
+# v2: vacuumed after loading (bench/generate.py); a dataset marked otherwise is rebuilt (but one
+# marked MODIFIED, below).
 MARKER = "regiondesk-bench cases={cases} seed={seed} v2"
 # A dataset a --no-copy run wrote into: never rebuilt without --fresh (10M takes about an hour).
 MODIFIED = "modified by a run ({marker})"
@@ -487,9 +488,9 @@ class Bench:
             warm = run_wrk(base, script, load, load.warmup, f"{result.name}-warmup")
             # wrk abandons its in-flight requests; let the server finish them first.
             time.sleep(min(warm["latency_us"]["max"] / 1e6, 10.0))
-        with RssSampler(pid) as rss, CpuMeter(pid) as cpu:
+        with RssSampler(pid) as rss, CpuMeter(pid) as meter:
             data = run_wrk(base, script, load, load.duration, result.name)
-        _fill(result, data, self.bare_rps, rss.peak_mb, cpu.split)
+        _fill(result, data, self.bare_rps, rss.peak_mb, meter.split)
         cpu = result.cpu_ms
         log(
             f"{result.name}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
