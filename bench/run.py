@@ -363,10 +363,12 @@ class Result:
     cpu_ms: dict[str, float] | None = None
     idle_share: float | None = None
     other_share: float | None = None
+    target_share: float | None = None  # the target's share of bare, where it sets one
 
 
 def judge(result: Result, target: Target) -> None:
     result.target = target.text
+    result.target_share = target.share
     if not result.available:
         result.verdict = "n/a"
         return
@@ -1039,7 +1041,7 @@ def markdown(
             f"| {r.title} | {rate} | {share} | {_ms(r.p50_ms)} | {_ms(r.p95_ms)} | "
             f"{_ms(r.p99_ms)} | {errors} | {rss} | {r.target} | {verdict} |"
         )
-    lines += cpu_table(results)
+    lines += cpu_table(results, os.cpu_count() or 1, opts.workers)
     lines += [
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['os']}. "
@@ -1059,26 +1061,49 @@ def markdown(
     return "\n".join(lines)
 
 
-def cpu_table(results: list[Result]) -> list[str]:
-    """Where the CPU went during each measured run (bench/cpu.py), per request."""
+def cpu_table(results: list[Result], cores: int, workers: int = 1) -> list[str]:
+    """Where the CPU went during each measured run (bench/cpu.py), per request; and what that
+    CPU allows: the share of bare that the scenario could reach at most, if the server's
+    workers (one core each, at most the machine's cores) or the whole machine (server,
+    PostgreSQL and wrk on the same cores) were busy all the time; and, for a target set as a
+    share, the CPU per request it leaves them."""
     measured = [r for r in results if r.cpu_ms]
     if not measured:
         return []
+    server_cores = min(workers, cores)
     lines = [
         "",
         "Where the CPU went during each measured run, in CPU milliseconds per request: the "
         "server's process, every PostgreSQL process, wrk; and the share of the machine's CPU "
-        "time left idle or spent by other work (bench/cpu.py). The three share the same cores.",
+        "time left idle or spent by other work (bench/cpu.py). The three share the same cores. "
+        f"*CPU allows* is the share of bare that this CPU per request permits at most: "
+        f"{server_cores} core(s) for the server's {workers} worker(s), {cores} for all three "
+        "together, whichever is reached first (named). *Target's budget* is the CPU per "
+        "request a share target leaves: server, then all three.",
         "",
-        "| scenario | server ms | PostgreSQL ms | wrk ms | idle | other work |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| scenario | server ms | PostgreSQL ms | wrk ms | idle | other work | CPU allows "
+        "| target's budget ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in measured:
         cpu = r.cpu_ms or {}
         name = r.title if r.per_second is not None else r.name  # batch: says its request size
+        allows = budget = "—"
+        bare_rps = r.rps / r.share if r.rps and r.share else None
+        total = cpu["server"] + cpu["postgres"] + cpu["wrk"]
+        if bare_rps and cpu["server"] > 0:
+            by_server = server_cores * 1000 / cpu["server"]
+            by_machine = cores * 1000 / total
+            limit, which = (
+                (by_server, "server") if by_server <= by_machine else (by_machine, "machine")
+            )
+            allows = f"{limit / bare_rps:.0%} ({which})"
+            if r.target_share:
+                wanted = r.target_share * bare_rps
+                budget = f"{server_cores * 1000 / wanted:.3f} / {cores * 1000 / wanted:.3f}"
         lines.append(
             f"| {name} | {cpu['server']:.3f} | {cpu['postgres']:.3f} | {cpu['wrk']:.3f} | "
-            f"{r.idle_share or 0:.0%} | {r.other_share or 0:.0%} |"
+            f"{r.idle_share or 0:.0%} | {r.other_share or 0:.0%} | {allows} | {budget} |"
         )
     return lines
 
