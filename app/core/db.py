@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -196,10 +197,7 @@ async def fetch_all(
     sql, names, bound, processors = _as_sent(stmt, connection.dialect)
     if sql is None:
         return (await connection.execute(stmt, params)).all()
-    values = bound | params
-    args = [
-        processors[name](values[name]) if name in processors else values[name] for name in names
-    ]
+    args = _arguments(names, bound, processors, params)
     sync = connection.sync_connection
     if sync._has_events or sync.engine._has_events:
         sync.dispatch.before_cursor_execute(sync, None, sql, tuple(args), None, False)
@@ -208,29 +206,87 @@ async def fetch_all(
         async with adapter._execute_mutex:
             return await driver.fetch(sql, *args)
     except Exception as error:
-        raise await _as_sqlalchemy_error(connection, adapter, error, sql) from error
+        raise await _as_sqlalchemy_error(
+            connection.invalidate, connection.dialect, adapter, error, sql
+        ) from error
+
+
+def _arguments(
+    names: tuple[str, ...], bound: dict[str, Any], processors: dict[str, Any], params: dict
+) -> list[Any]:
+    values = bound | params
+    return [
+        processors[name](values[name]) if name in processors else values[name] for name in names
+    ]
+
+
+async def _fetch_pooled(
+    engine: AsyncEngine, stmt: Executable, params: dict[str, Any]
+) -> Sequence[Sequence[Any]] | None:
+    """The rows of a reading (or single writing) statement built once, run in autocommit on
+    a connection taken from the engine's pool and put back at once, with no SQLAlchemy
+    Connection around it: one greenlet round to take the pooled connection, one to return
+    it (the pool's own checks, a pre-ping, a recycle, stay as they are), and none of the
+    Connection's construction, isolation-level switch and events. Outside a transaction
+    asyncpg's statements commit by themselves, whatever the adapter's isolation level, and
+    the adapter has begun none on a connection just taken from the pool.
+
+    None when the statement cannot go this way: SQLAlchemy renders it per execution, or the
+    engine has event listeners (tests count statements with `before_cursor_execute`), which
+    the caller's path through a Connection lets see it."""
+    sync_engine = engine.sync_engine
+    if sync_engine.dispatch.before_cursor_execute:  # listened to: through a Connection
+        return None
+    dialect = sync_engine.dialect
+    sql, names, bound, processors = _as_sent(stmt, dialect)
+    if sql is None:
+        return None
+    args = _arguments(names, bound, processors, params)
+    pooled = await greenlet_spawn(sync_engine.raw_connection)
+    adapter = pooled.dbapi_connection
+    try:
+        if adapter._started:  # never on a connection the pool handed out; kept safe anyway
+            await greenlet_spawn(adapter.rollback)
+        async with adapter._execute_mutex:
+            rows = await adapter._connection.fetch(sql, *args)
+    except Exception as error:
+
+        async def invalidate() -> None:
+            await greenlet_spawn(pooled.invalidate)
+
+        try:
+            failure = await _as_sqlalchemy_error(invalidate, dialect, adapter, error, sql)
+        finally:
+            await asyncio.shield(greenlet_spawn(pooled.close))
+        raise failure from error
+    except BaseException:  # cancelled: the connection goes back all the same
+        await asyncio.shield(greenlet_spawn(pooled.close))
+        raise
+    await greenlet_spawn(pooled.close)
+    return rows
 
 
 async def _as_sqlalchemy_error(
-    connection: AsyncConnection, adapter: Any, error: Exception, sql: str
+    invalidate: Any, dialect: Any, adapter: Any, error: Exception, sql: str
 ) -> Exception:
     """The exception SQLAlchemy raises for this driver error (app/core/errors.py tells a lost
-    database, 503, from a wrong query, 500, by it); a lost connection is invalidated."""
+    database, 503, from a wrong query, 500, by it); a lost connection is invalidated
+    (`invalidate`, awaited)."""
     try:
         adapter._handle_exception(error)  # raises the driver error as a DB-API error
     except Exception as dbapi_error:  # whatever it became is wrapped below
         error = dbapi_error
     lost = adapter._connection.is_closed()
     if lost:
-        await connection.invalidate()
+        await invalidate()
     return DBAPIError.instance(
         sql,
         None,
         error,
-        connection.dialect.loaded_dbapi.Error,
+        dialect.loaded_dbapi.Error,
         hide_parameters=True,
         connection_invalidated=lost,
-        dialect=connection.dialect,
+        dialect=dialect,
     )
 
 
@@ -308,25 +364,40 @@ async def read_rows(
 ) -> Sequence[Sequence[Any]]:
     """fetch_all for a request's session. A reading request's session on PostgreSQL runs in
     autocommit, every statement its own transaction: when it has begun nothing yet, the
-    statement goes through a connection of the same engine taken for it alone and returned at
-    once, with no ORM transaction to begin, commit and close around it. Otherwise (a session
-    already in use, a transactional one, SQLite) through the session's own connection, so
-    that the statement joins what it began and a request never holds two connections."""
+    statement goes through a connection of the same pool taken for it alone and returned at
+    once (_fetch_alone), with no ORM transaction to begin, commit and close around it.
+    Otherwise (a session already in use, a transactional one, SQLite) through the session's
+    own connection, so that the statement joins what it began and a request never holds two
+    connections."""
     bind = session.bind
     if (
         bind.dialect.driver == "asyncpg"
         and not session.in_transaction()
         and bind.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
     ):
-        connection = await bind.connect()
-        try:
-            rows = await fetch_all(connection, stmt, params)
-        except BaseException:
-            await asyncio.shield(connection.close())
-            raise
-        await connection.close()
-        return rows
+        return await _fetch_alone(bind, stmt, params)
     return await fetch_all(await session.connection(), stmt, params)
+
+
+async def _fetch_alone(
+    engine: AsyncEngine, stmt: Executable, params: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """The rows of a statement run in autocommit on a PostgreSQL connection taken for it
+    alone and returned at once: straight from the pool (_fetch_pooled), or, when it cannot
+    go that way, through an autocommit SQLAlchemy Connection (fetch_all)."""
+    rows = await _fetch_pooled(engine, stmt, params)
+    if rows is not None:
+        return rows
+    if engine.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        engine = _autocommit(engine)
+    connection = await engine.connect()
+    try:
+        rows = await fetch_all(connection, stmt, params)
+    except BaseException:
+        await asyncio.shield(connection.close())
+        raise
+    await connection.close()
+    return rows
 
 
 # The autocommit twin of each transactional engine (the same pool), for write_one.
@@ -359,15 +430,7 @@ async def write_one(session: AsyncSession, stmt: Executable, params: dict[str, A
     ):
         return (await session.execute(stmt, params)).first()
     engine = bind if isinstance(bind, AsyncEngine) else bind.engine
-    if engine.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-        engine = _autocommit(engine)
-    connection = await engine.connect()
-    try:
-        rows = await fetch_all(connection, stmt, params)  # straight to asyncpg, as reads go
-    except BaseException:
-        await asyncio.shield(connection.close())
-        raise
-    await connection.close()
+    rows = await _fetch_alone(engine, stmt, params)  # straight to asyncpg, as reads go
     if not rows:
         return None
     row = rows[0]

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from tests.cases.conftest import appeal, rule
+from tests.cases.conftest import appeal, incident, rule
 
 
 @contextmanager
@@ -85,3 +85,75 @@ def test_a_page_of_the_queue_is_read_without_an_orm_transaction(client, auth, db
     with session_events() as seen:  # the total is a second statement, read the same way
         counted = client.get("/api/v1/cases?limit=2&with_total=true", headers=operator)
     assert counted.json()["total"] == 3 and seen == []
+
+
+@contextmanager
+def connections_made():
+    """Each SQLAlchemy Connection made (the pool's connections are not: they are the driver's)."""
+    from sqlalchemy.engine.base import Connection
+
+    made: list[int] = []
+    init = Connection.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(1)
+        init(self, *args, **kwargs)
+
+    Connection.__init__ = counted
+    try:
+        yield made
+    finally:
+        Connection.__init__ = init
+
+
+def test_reads_and_a_create_go_to_the_driver_without_a_sqlalchemy_connection(
+    client, auth, db, world
+):
+    """A statement that is a request's whole unit of work takes the pool's connection and gives
+    it back, with no SQLAlchemy Connection built, switched to autocommit and back around it
+    (app.core.db._fetch_pooled): a tenth of a read's instructions."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite reads and writes in the request's transaction")
+    rule(db, category_ids=[world.roads.id], agency_id=world.adm_krasnodar.id)
+    intake = auth.headers("integration", source="incident-management")
+    operator = auth.headers("operator")
+    warm = client.post(
+        "/api/v1/incidents", json=incident(n="warm", category_id=world.potholes.id), headers=intake
+    )
+    assert warm.status_code == 201, warm.text  # the references and the account remembered
+    path = f"/api/v1/cases/{warm.json()['id']}"
+    assert client.get(path, headers=operator).status_code == 200
+    assert client.get("/api/v1/cases?limit=2", headers=operator).status_code == 200
+    engine = client.app.state.engine
+    body = incident(n="driver", category_id=world.potholes.id)
+    with connections_made() as made, checkouts(engine) as taken:
+        one = client.get(path, headers=operator)
+        page = client.get("/api/v1/cases?limit=2&with_total=true", headers=operator)
+        created = client.post("/api/v1/incidents", json=body, headers=intake)
+    assert one.status_code == 200 and one.json()["id"] == warm.json()["id"]
+    assert page.status_code == 200 and page.json()["total"] == 1
+    assert created.status_code == 201, created.text
+    assert created.json()["agency_id"] == world.adm_krasnodar.id
+    assert made == []
+    assert len(taken) == 4 and engine.pool.checkedout() == 0  # the page's count its own
+
+
+def test_losing_the_database_during_a_read_is_503_then_the_pool_recovers(
+    client, auth, db, world, settings
+):
+    if db.dialect != "postgresql":
+        pytest.skip("one SQLite file: no connection to lose")
+    from tests.observability.test_database_errors import _terminate_other_connections
+
+    pos = auth.headers("integration", source="pos")
+    operator = auth.headers("operator")
+    case = client.post("/api/v1/appeals", json=appeal(n="read"), headers=pos).json()
+    path = f"/api/v1/cases/{case['id']}"
+    assert client.get(path, headers=operator).status_code == 200
+    assert client.portal.call(_terminate_other_connections, settings.database_url) >= 1
+    lost = client.get(path, headers=operator)
+    assert lost.status_code == 503 and lost.headers["retry-after"] == "5"
+    assert lost.headers["content-type"] == "application/problem+json"
+    assert client.app.state.engine.pool.checkedout() == 0
+    again = client.get(path, headers=operator)
+    assert again.status_code == 200 and again.json()["id"] == case["id"]
