@@ -364,6 +364,7 @@ class Result:
     idle_share: float | None = None
     other_share: float | None = None
     target_share: float | None = None  # the target's share of bare, where it sets one
+    kb_per_answer: float | None = None  # bytes wrk read per request (headers included) / 1000
 
 
 def judge(result: Result, target: Target) -> None:
@@ -399,6 +400,8 @@ def _fill(
     result.p50_ms, result.p95_ms, result.p99_ms = (lat[k] / 1000 for k in ("p50", "p95", "p99"))
     result.share = data["rps"] / bare_rps if bare_rps else None
     result.peak_rss_mb = rss
+    if data.get("bytes") and data["requests"]:
+        result.kb_per_answer = data["bytes"] / data["requests"] / 1000
     if cpu is not None:
         result.cpu_ms = cpu.per_request_ms(data["requests"])
         shares = cpu.shares()
@@ -910,6 +913,11 @@ def growth(opts: argparse.Namespace, big: list[Result]) -> list[Result]:
                 f"p99 {large.p99_ms:.1f} vs {small.p99_ms:.1f} ms (× {ratio:.2f}); "
                 f"p50 × {large.p50_ms / small.p50_ms:.2f}"
             )
+            if large.kb_per_answer and small.kb_per_answer:
+                # a filter with fewer matches at 100k answers shorter pages: not the same work
+                result.note += (
+                    f"; {large.kb_per_answer:.1f} vs {small.kb_per_answer:.1f} kB an answer"
+                )
             result.verdict = "pass" if ratio <= 1.5 else "miss"
         result.target = "p99 within 1.5 × the 100k figure"
         out.append(result)
@@ -1075,15 +1083,16 @@ def cpu_table(results: list[Result], cores: int, workers: int = 1) -> list[str]:
         "",
         "Where the CPU went during each measured run, in CPU milliseconds per request: the "
         "server's process, every PostgreSQL process, wrk; and the share of the machine's CPU "
-        "time left idle or spent by other work (bench/cpu.py). The three share the same cores. "
+        "time left idle or spent by other work (bench/cpu.py). The three share the same cores; "
+        "*kB an answer* is what wrk read per request, headers included. "
         f"*CPU allows* is the share of bare that this CPU per request permits at most: "
         f"{server_cores} core(s) for the server's {workers} worker(s), {cores} for all three "
         "together, whichever is reached first (named). *Target's budget* is the CPU per "
         "request a share target leaves: server, then all three.",
         "",
-        "| scenario | server ms | PostgreSQL ms | wrk ms | idle | other work | CPU allows "
-        "| target's budget ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | kB an answer | server ms | PostgreSQL ms | wrk ms | idle | other work "
+        "| CPU allows | target's budget ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in measured:
         cpu = r.cpu_ms or {}
@@ -1101,9 +1110,11 @@ def cpu_table(results: list[Result], cores: int, workers: int = 1) -> list[str]:
             if r.target_share:
                 wanted = r.target_share * bare_rps
                 budget = f"{server_cores * 1000 / wanted:.3f} / {cores * 1000 / wanted:.3f}"
+        size = "—" if r.kb_per_answer is None else f"{r.kb_per_answer:.1f}"
         lines.append(
-            f"| {name} | {cpu['server']:.3f} | {cpu['postgres']:.3f} | {cpu['wrk']:.3f} | "
-            f"{r.idle_share or 0:.0%} | {r.other_share or 0:.0%} | {allows} | {budget} |"
+            f"| {name} | {size} | {cpu['server']:.3f} | {cpu['postgres']:.3f} | "
+            f"{cpu['wrk']:.3f} | {r.idle_share or 0:.0%} | {r.other_share or 0:.0%} | "
+            f"{allows} | {budget} |"
         )
     return lines
 

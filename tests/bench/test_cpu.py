@@ -100,6 +100,7 @@ def test_the_report_shows_the_cpu_of_each_measured_scenario():
     data = {
         "rps": 1000.0,
         "requests": 10_000,
+        "bytes": 25_000_000,
         "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
         "latency_us": {"p50": 1000, "p95": 2000, "p99": 3000},
     }
@@ -111,7 +112,7 @@ def test_the_report_shows_the_cpu_of_each_measured_scenario():
     lines = run.cpu_table([get, unmeasured], cores=2)
     # 1,000 req/s at 20 % of bare; 0.8 ms of server a request allows 1,250/s on one core, and
     # 1.4 ms of all three allows 1,429/s on two: the server's core is reached first, at 25 %.
-    assert "| get | 0.800 | 0.400 | 0.200 | 20% | 10% | 25% (server) | — |" in lines
+    assert "| get | 2.5 | 0.800 | 0.400 | 0.200 | 20% | 10% | 25% (server) | — |" in lines
     assert not any("webhooks" in line for line in lines)
     assert run.cpu_table([unmeasured], cores=2) == []
 
@@ -132,7 +133,7 @@ def test_the_report_says_what_the_cpu_allows_and_what_a_target_leaves():
     run.judge(queue, run.Target(share=0.30, text="≥ 30 %"))
     one = run.cpu_table([queue], cores=2, workers=1)
     # 0.3 ms of server allows 3,333/s; 0.3 + 1.5 + 0.2 = 2.0 ms of all allows 1,000/s: 20 %.
-    assert "| queue | 0.300 | 1.500 | 0.200 | 0% | 0% | 20% (machine) | 0.667 / 1.333 |" in one
+    assert "| queue | — | 0.300 | 1.500 | 0.200 | 0% | 0% | 20% (machine) | 0.667 / 1.333 |" in one
     split = cpu.CpuSplit(wall=10, server=8.0, postgres=1.0, load=1.0, busy=10.0, idle=10.0)
     run._fill(queue, data, 5000.0, 100.0, split)
     two = run.cpu_table([queue], cores=2, workers=2)

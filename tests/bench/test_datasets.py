@@ -94,3 +94,45 @@ def test_growth_compares_against_a_copy_even_in_a_no_copy_run(monkeypatch):
     with pytest.raises(Asked):
         run.growth(opts, [])
     assert asked == {"cases": 100_000, "copy": True}
+
+
+def test_growth_says_how_large_the_answers_were_at_each_size(monkeypatch):
+    """The queue's pages at 100k may hold fewer cases (filters with few matches): the growth
+    line says the size of an answer at both sizes, so a reader sees whether like was compared
+    with like."""
+
+    def measured(name, p50, p99, kb):
+        result = run.Result(name, name, p50_ms=p50, p99_ms=p99)
+        result.kb_per_answer = kb
+        return result
+
+    class SmallBench:
+        def __init__(self, opts, url):
+            self.results = []
+            self.app = argparse.Namespace(stop=lambda: None)
+
+        def start_app(self):
+            pass
+
+        def get_one(self):
+            self.results.append(measured("get", 10.0, 20.0, 2.5))
+
+        def queue(self):
+            self.results.append(measured("queue", 40.0, 80.0, 41.0))
+
+        def search(self):
+            self.results.append(measured("search", 30.0, 60.0, None))
+
+    monkeypatch.setattr(run, "ensure_database", lambda *a, **k: "postgresql://small")
+    monkeypatch.setattr(run, "Bench", SmallBench)
+    opts = run.parse(["--cases", "10000000", "--no-copy"])
+    big = [
+        measured("get", 11.0, 21.0, 2.5),
+        measured("queue", 64.0, 160.0, 75.3),
+        measured("search", 33.0, 66.0, 20.0),
+    ]
+    get, queue, search = run.growth(opts, big)
+    assert get.verdict == "pass" and get.note.endswith("; 2.5 vs 2.5 kB an answer")
+    assert queue.verdict == "miss"
+    assert queue.note == "p99 160.0 vs 80.0 ms (× 2.00); p50 × 1.60; 75.3 vs 41.0 kB an answer"
+    assert search.verdict == "pass" and "kB" not in search.note  # not known at 100k
