@@ -40,6 +40,12 @@ systems the *client credentials* flow. Errors are RFC 9457 `application/problem+
 """
 
 
+# FastAPI's native OpenTelemetry, off unless the setting `opentelemetry` asks for it: with no
+# provider configured it records nothing, yet it asks the three global providers on every
+# request whether one is (six calls and three environment look-ups per request).
+TELEMETRY_OFF: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -71,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
         swagger_ui_parameters={"persistAuthorization": True},
+        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
     )
     app.state.settings = settings
     app.state.batch_gate = asyncio.Semaphore(settings.batch_concurrency)

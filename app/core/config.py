@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # The cases' reads and intake solve their dependencies by a plan made at start-up
     # (app/core/planned_routes.py); off: FastAPI solves them for every request.
     planned_routes: bool = True
+    # FastAPI's native OpenTelemetry (traces, metrics and logs through the global providers,
+    # e.g. under `opentelemetry-instrument`). Off, FastAPI no longer asks the providers on
+    # every request whether anyone is listening (docs/operations.md).
+    opentelemetry: bool = False
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_batch_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # paths ending /batch
     rate_limit_enabled: bool | None = None  # None: on, except when env is test
