@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.auth import account_cache
 from tests.cases.conftest import appeal, incident, rule
 
 
@@ -157,3 +158,45 @@ def test_losing_the_database_during_a_read_is_503_then_the_pool_recovers(
     assert client.app.state.engine.pool.checkedout() == 0
     again = client.get(path, headers=operator)
     assert again.status_code == 200 and again.json()["id"] == case["id"]
+
+
+@contextmanager
+def sessions_made(monkeypatch):
+    """Every ORM Session made meanwhile (an AsyncSession makes one)."""
+    made: list[int] = []
+    original = Session.__init__
+
+    def counted(self, *args, **kwargs):
+        made.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "__init__", counted)
+    try:
+        yield made
+    finally:
+        monkeypatch.setattr(Session, "__init__", original)
+
+
+def test_a_read_that_needs_no_session_makes_none(client, auth, db, world, monkeypatch):
+    """The request's session is made when first used (app.core.db.RequestSession): a get and a
+    page of the queue, their caller's account remembered, go straight to the driver and make
+    none; a read whose account must be loaded makes one, and it is ended as before."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite reads in the request's transaction")
+    intake = auth.headers("integration", source="incident-management")
+    operator = auth.headers("operator")
+    case = client.post("/api/v1/incidents", json=incident(n="lazy"), headers=intake).json()
+    path = f"/api/v1/cases/{case['id']}"
+    assert client.get(path, headers=operator).status_code == 200  # the account remembered
+    engine = client.app.state.engine
+    with sessions_made(monkeypatch) as made, checkouts(engine) as taken:
+        one = client.get(path, headers=operator)
+        page = client.get("/api/v1/cases?limit=2", headers=operator)
+    assert one.status_code == 200 and page.status_code == 200
+    assert page.json()["items"][0]["id"] == case["id"]
+    assert made == [] and len(taken) == 2
+    account_cache.forget_all()
+    with sessions_made(monkeypatch) as made:
+        assert client.get(path, headers=operator).status_code == 200
+    assert made == [1]  # the account's row read through the session, which was then ended
+    assert engine.pool.checkedout() == 0
