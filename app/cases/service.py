@@ -60,7 +60,7 @@ from app.cases.schemas import (
 )
 from app.cases.workflow import TRANSITIONS, Action, target_status
 from app.core.config import Settings
-from app.core.db import insert_rows, read_rows, savepoint, write_one
+from app.core.db import engine_of, insert_rows, read_rows, savepoint, write_one
 from app.core.errors import (
     Conflict,
     DomainError,
@@ -519,8 +519,7 @@ class CaseService:
         return Intake(row, created=True)
 
     def _engine(self) -> Any:
-        bind = self.session.sync_session.get_bind()
-        return getattr(bind, "engine", bind)
+        return engine_of(self.session)
 
     def _postgresql(self) -> bool:
         return self.session.bind.dialect.name == "postgresql"

@@ -344,13 +344,15 @@ class RequestSession:
 
     def __init__(self, maker: async_sessionmaker[AsyncSession]) -> None:
         self._maker = maker
-        self._bind = maker.kw.get("bind")
+        self._bind = getattr(maker, "kw", {}).get("bind")  # None: not a sessionmaker's
         self._session: AsyncSession | None = None
 
     @property
     def bind(self) -> Any:
         session = self._session
-        return self._bind if session is None else session.bind
+        if session is None and self._bind is not None:
+            return self._bind
+        return self.__getattr__("bind")
 
     def in_transaction(self) -> bool:
         session = self._session
@@ -388,6 +390,15 @@ class RequestSession:
         finally:
             await asyncio.shield(session.close())
         return False
+
+
+def engine_of(session: AsyncSession) -> Any:
+    """The (sync) engine a session works on, as `session.sync_session.get_bind().engine`
+    gives it, without making a RequestSession's session: a key for what is cached per
+    database (the routing rules, the references)."""
+    bind = session.bind
+    sync = getattr(bind, "sync_engine", bind)
+    return getattr(sync, "engine", sync)
 
 
 async def read_rows(

@@ -19,6 +19,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.core.db import engine_of
 from app.reference.models import Category, Territory
 from app.routing.models import RoutingRule
 from app.routing.text import KeywordMatcher, stems
@@ -462,8 +463,7 @@ def invalidate_rules_on_commit(session: AsyncSession) -> None:
 
 
 def _engine_key(session: AsyncSession) -> Engine:
-    bind = session.sync_session.get_bind()
-    return getattr(bind, "engine", bind)
+    return engine_of(session)
 
 
 async def current_rules(session: AsyncSession) -> RuleSet:

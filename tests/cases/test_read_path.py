@@ -178,23 +178,29 @@ def sessions_made(monkeypatch):
 
 
 def test_a_read_that_needs_no_session_makes_none(client, auth, db, world, monkeypatch):
-    """The request's session is made when first used (app.core.db.RequestSession): a get and a
-    page of the queue, their caller's account remembered, go straight to the driver and make
-    none; a read whose account must be loaded makes one, and it is ended as before."""
+    """The request's session is made when first used (app.core.db.RequestSession): a get, a
+    page of the queue and a create, their caller's account and the references remembered, go
+    straight to the driver and make none; a read whose account must be loaded makes one, and
+    it is ended as before."""
     if db.dialect != "postgresql":
         pytest.skip("SQLite reads in the request's transaction")
     intake = auth.headers("integration", source="incident-management")
     operator = auth.headers("operator")
-    case = client.post("/api/v1/incidents", json=incident(n="lazy"), headers=intake).json()
+    case = client.post(
+        "/api/v1/incidents", json=incident(n="lazy", category_id=world.potholes.id), headers=intake
+    ).json()
     path = f"/api/v1/cases/{case['id']}"
     assert client.get(path, headers=operator).status_code == 200  # the account remembered
     engine = client.app.state.engine
+    body = incident(n="lazy-2", category_id=world.potholes.id)
     with sessions_made(monkeypatch) as made, checkouts(engine) as taken:
         one = client.get(path, headers=operator)
         page = client.get("/api/v1/cases?limit=2", headers=operator)
+        created = client.post("/api/v1/incidents", json=body, headers=intake)
     assert one.status_code == 200 and page.status_code == 200
     assert page.json()["items"][0]["id"] == case["id"]
-    assert made == [] and len(taken) == 2
+    assert created.status_code == 201, created.text
+    assert made == [] and len(taken) == 3
     account_cache.forget_all()
     with sessions_made(monkeypatch) as made:
         assert client.get(path, headers=operator).status_code == 200
