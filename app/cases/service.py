@@ -610,7 +610,9 @@ class CaseService:
             for name, ids in wanted.items()
         }
         kinds = tuple(name for name in wanted if params[f"{name}_ids"])
-        if not kinds:
+        if not kinds:  # nothing to look up; remembered as such, so the next one needn't ask
+            if self._postgresql():
+                _remember_references(self._engine(), found)
             return found
         for name, obj_id, active, parent in await self.session.execute(
             _references_query(kinds, self.session.bind.dialect.name),

@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.auth import account_cache
+from app.cases.service import _KNOWN_REFERENCES
+from app.core.db import engine_of
 from tests.cases.conftest import appeal, incident, rule
 
 
@@ -206,3 +208,22 @@ def test_a_read_that_needs_no_session_makes_none(client, auth, db, world, monkey
         assert client.get(path, headers=operator).status_code == 200
     assert made == [1]  # the account's row read through the session, which was then ended
     assert engine.pool.checkedout() == 0
+
+
+def test_a_create_naming_no_reference_is_one_statement_after_the_first(
+    client, auth, db, monkeypatch
+):
+    """A case that names no category, territory or agency has nothing to look up: the first
+    such create remembers that, and the next goes as one statement on its own, making no
+    session, as a create naming remembered references does."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite writes in the request's transaction")
+    _KNOWN_REFERENCES.pop(engine_of(client.app.state.sessionmaker()), None)  # as after a start
+    intake = auth.headers("integration", source="incident-management")
+    first = client.post("/api/v1/incidents", json=incident(n="bare-1"), headers=intake)
+    assert first.status_code == 201, first.text
+    with sessions_made(monkeypatch) as made:
+        second = client.post("/api/v1/incidents", json=incident(n="bare-2"), headers=intake)
+    assert second.status_code == 201, second.text
+    assert second.json()["category_id"] is None and second.json()["territory_id"] is None
+    assert made == []
