@@ -335,8 +335,8 @@ class RequestSession:
 
     Most reading requests never use theirs: the caller's account comes from the cache and the
     statement goes straight to the driver on a connection of its own (read_rows). Making an
-    AsyncSession (and its Session, identity map and transaction state) only to drop it cost
-    such a request 15-20 µs, a twentieth of a get. What those paths ask without using the
+    AsyncSession (and its Session, identity map and transaction state) only to drop it was 2 %
+    of a get's instructions (python -m bench.instructions). What those paths ask without using the
     session — its engine (`bind`), whether it began a transaction — is answered without making
     it; any other attribute makes it and is the session's own."""
 

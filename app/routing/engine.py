@@ -462,15 +462,11 @@ def invalidate_rules_on_commit(session: AsyncSession) -> None:
     event.listen(sync_session, "after_rollback", _after)
 
 
-def _engine_key(session: AsyncSession) -> Engine:
-    return engine_of(session)
-
-
 async def current_rules(session: AsyncSession) -> RuleSet:
     """The cached rule set. Re-read only after `invalidate_rules()` in this process, or when
     more than REFRESH_SECONDS passed since the last check and the table's fingerprint
     (count, max(updated_at)) changed — how other worker processes' edits arrive."""
-    key = _engine_key(session)
+    key: Engine = engine_of(session)
     generation = _generation
     cached = _cache.get(key)
     fingerprint = None
