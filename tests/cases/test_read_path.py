@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from app.auth import account_cache
 from app.cases.service import _KNOWN_REFERENCES
-from app.core.db import engine_of
 from tests.cases.conftest import appeal, incident, rule
 
 
@@ -218,7 +217,7 @@ def test_a_create_naming_no_reference_is_one_statement_after_the_first(
     session, as a create naming remembered references does."""
     if db.dialect != "postgresql":
         pytest.skip("SQLite writes in the request's transaction")
-    _KNOWN_REFERENCES.pop(engine_of(client.app.state.sessionmaker()), None)  # as after a start
+    _KNOWN_REFERENCES.pop(client.app.state.engine.sync_engine, None)  # as after a start
     intake = auth.headers("integration", source="incident-management")
     first = client.post("/api/v1/incidents", json=incident(n="bare-1"), headers=intake)
     assert first.status_code == 201, first.text
