@@ -62,9 +62,9 @@ PY = sys.executable
 ADMIN_URL = os.environ.get(
     "REGIONDESK_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-# v2: vacuumed after loading (bench/generate.py); a dataset marked otherwise is rebuilt (but one
-# marked MODIFIED, below).
-MARKER = "regiondesk-bench cases={cases} seed={seed} v2"
+# v2: vacuumed after loading (bench/generate.py); v3: cases created in id order, as they arrive.
+# A dataset marked otherwise is rebuilt (but one marked MODIFIED, below).
+MARKER = "regiondesk-bench cases={cases} seed={seed} v3"
 # A dataset a --no-copy run wrote into: never rebuilt without --fresh (10M takes about an hour).
 MODIFIED = "modified by a run ({marker})"
 SUBSCRIPTION_NOTE = "regiondesk-bench receiver"

@@ -80,6 +80,16 @@ def test_generated_cases_are_consistent(generated, client, database_url):
         if case["status"] in OPEN - {"new"}:
             assert case["agency_id"] is not None and case["due_at"] is not None
 
+    # Numbered as they arrived: a later id was created later, over three years up to now.
+    created = [c["created_at"] for c in cases]
+    assert created == sorted(created)
+    span = created[-1] - created[0]
+    assert span.days > 3 * 365 - 10
+    assert (datetime.now(UTC) - created[-1]).days < 3
+    # ...daytime-heavy still (Moscow time, UTC+3): more between 9 and 18 than the other 15 hours.
+    daytime = sum(9 <= (c.hour + 3) % 24 < 18 for c in created)
+    assert daytime > CASES / 2
+
     # Every agency a case was given is linked, so agency staff see it.
     links = {(r["case_id"], r["agency_id"]) for r in fetch("SELECT * FROM case_agency")}
     for case in cases:
