@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.datastructures import State
 
 from app.accounts.router import router as accounts_router
 from app.auth.router import router as auth_router
@@ -46,6 +47,29 @@ systems the *client credentials* flow. Errors are RFC 9457 `application/problem+
 TELEMETRY_OFF: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False}
 
 
+class AppState(State):
+    """`app.state`, whose values are also plain attributes. Starlette's State keeps them in a
+    dict behind `__getattr__`, which Python calls only after the ordinary look-up has failed:
+    every read (the settings, the sessionmakers, the token checks: seven on a get) first
+    formatted and raised an AttributeError, then caught it. Here a read is found at once;
+    State's dict and its other ways in (items, iteration, `len`) stay as they are."""
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        super().__init__(state)
+        self.__dict__.update(self._state)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self._state[key] = value
+        self.__dict__[key] = value
+
+    def __delattr__(self, key: str) -> None:
+        del self._state[key]
+        del self.__dict__[key]
+
+    __setitem__ = __setattr__
+    __delitem__ = __delattr__
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -79,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True},
         telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
     )
+    app.state = AppState(app.state._state)
     app.state.settings = settings
     app.state.batch_gate = asyncio.Semaphore(settings.batch_concurrency)
     callers = TokenSubjects(settings)
