@@ -326,7 +326,7 @@ async def unit_of_work(request: Request) -> AsyncSession:
     if stack is None:  # FastAPI before 0.121, or one that renamed it: no session never ended
         raise RuntimeError("FastAPI's per-function exit stack is missing (FastAPI >= 0.121)")
     session = RequestSession(sessionmaker)
-    stack.push_async_exit(session.end)
+    stack.push_async_exit(session)  # its __aexit__ (a bound method would cost a failed look-up)
     return session  # type: ignore[return-value]  # an AsyncSession to everything that uses it
 
 
@@ -390,6 +390,11 @@ class RequestSession:
         finally:
             await asyncio.shield(session.close())
         return False
+
+    # What the exit stack calls: given the session itself, it finds the exit on the class at
+    # once. Given the bound method `end`, it first looked for `__aexit__` on the method's type,
+    # a formatted and caught AttributeError on every request.
+    __aexit__ = end
 
 
 def engine_of(session: AsyncSession) -> Any:
