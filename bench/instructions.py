@@ -1,6 +1,8 @@
-"""Instructions per request of one route, in process, counted by valgrind's callgrind: the same
-figure on a quiet machine and on a busy one, so two branches compare even while a dataset builds
-or the tests run beside them.
+"""Instructions per request of one route, in process, counted by valgrind's callgrind: far
+steadier than CPU time on a shared machine, though not blind to load (a slower PostgreSQL sends
+the event loop round more often for the same requests: 1.00 and 1.07 million a get for the same
+commit, with one and with two other jobs beside it). Compare two branches counted under the
+same conditions: one after the other, or both at once.
 
     python -m bench.instructions postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_x
     python -m bench.instructions --scenario queue postgresql://…
