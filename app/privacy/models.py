@@ -24,6 +24,7 @@ class PersonalDataAccess(SQLModel, table=True):
     __table_args__ = (
         Index("ix_personal_data_access_case_at", "case_id", "at"),
         Index("ix_personal_data_access_actor_at", "actor", "at"),
+        Index("ix_personal_data_access_at_id", "at", "id"),  # the list, newest first (0019)
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigId, primary_key=True))

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import BaseModel, Field
+
 from app.core.schemas import Output
 
 
@@ -13,3 +15,17 @@ class PersonalDataAccessRead(Output):
     actor_role: str
     via: str
     at: datetime
+
+
+class PersonalDataAccessPage(BaseModel):
+    """A page of the record, newest first. The record grows by a row for every case shown
+    with its personal data, so it is not counted unless asked (`with_total=true`): whether
+    there is more is `next_offset`."""
+
+    items: list[PersonalDataAccessRead]
+    total: int | None = Field(default=None, description="Only with `with_total=true`")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(
+        default=None, description="The offset of the next page; null on the last page"
+    )

@@ -31,8 +31,11 @@ from app.auth.deps import Principal
 from app.cases import access
 from app.cases.models import Case, CaseEvent, CaseStatus
 from app.cases.schemas import PERSONAL_FIELDS
+from app.core.pagination import count_of
+from app.core.schemas import PageParams
 from app.core.types import utcnow
 from app.privacy.models import PersonalDataAccess
+from app.privacy.schemas import PersonalDataAccessPage, PersonalDataAccessRead
 
 ERASE_CHUNK = 1000
 RETENTION_ACTOR = ("system:retention", "Срок хранения персональных данных", "system")
@@ -75,6 +78,54 @@ def record_reads(
         }
         for case in cases
         if has_personal_data(case)
+    )
+
+
+# --- the record's list --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadFilters:
+    case_id: int | None = None
+    actor: str | None = None
+    at_from: datetime | None = None
+    at_to: datetime | None = None
+
+
+def reads_selected(filters: ReadFilters) -> Select:
+    """The records the filters select, newest first: a walk back along an index whatever the
+    record's size (a case's, an actor's, or the whole record's in time order)."""
+    table = PersonalDataAccess
+    stmt = select(table)
+    if filters.case_id is not None:
+        stmt = stmt.where(table.case_id == filters.case_id)
+    if filters.actor is not None:
+        stmt = stmt.where(table.actor == filters.actor)
+    if filters.at_from is not None:
+        stmt = stmt.where(table.at >= filters.at_from)
+    if filters.at_to is not None:
+        stmt = stmt.where(table.at < filters.at_to)
+    return stmt.order_by(table.at.desc(), table.id.desc())
+
+
+async def list_reads(
+    session: AsyncSession, filters: ReadFilters, page: PageParams, *, with_total: bool
+) -> PersonalDataAccessPage:
+    """A page of the record, newest first, one row past the page to tell whether there is a
+    next one. Counted only when asked."""
+    stmt = reads_selected(filters)
+    total = None
+    if with_total:
+        total = (await session.exec(count_of(stmt))).scalar_one()
+    found = await session.exec(stmt.limit(page.limit + 1).offset(page.offset))
+    rows = list(found.scalars().all())
+    more = len(rows) > page.limit
+    return PersonalDataAccessPage(
+        items=[PersonalDataAccessRead.model_validate(r) for r in rows[: page.limit]],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+        next_offset=page.offset + page.limit if more else None,
     )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from app.__main__ import main
 from app.cases.models import Case, CaseEvent
 from app.core.types import utcnow
 from app.privacy.models import PersonalDataAccess
-from app.privacy.service import erase_expired
+from app.privacy.service import ReadFilters, erase_expired, reads_selected
 from tests.cases.conftest import appeal, incident, rule
 
 
@@ -102,12 +102,78 @@ def test_admins_read_the_record_others_cannot(client, auth, pos, db, world):
     page = client.get(f"/api/v1/audit/personal-data?case_id={case['id']}", headers=admin)
     assert page.status_code == 200
     body = page.json()
-    assert body["total"] == 1 and body["items"][0]["case_id"] == case["id"]
+    assert body["total"] is None and body["next_offset"] is None  # counted only when asked
+    assert len(body["items"]) == 1 and body["items"][0]["case_id"] == case["id"]
     assert body["items"][0]["actor_role"] == "operator" and body["items"][0]["via"] == "read"
     assert "applicant_name" not in body["items"][0]
     for role in ("operator", "analyst", "agency", "integration"):
         denied = client.get("/api/v1/audit/personal-data", headers=auth.headers(role))
         assert denied.status_code == 403, role
+
+
+def test_the_record_pages_newest_first_and_is_counted_only_when_asked(client, auth, pos, db):
+    cases = [_submit_appeal(client, pos, n=n) for n in range(1, 6)]
+    operator, admin = auth.headers("operator"), auth.headers("admin")
+    for case in cases:
+        assert client.get(f"/api/v1/cases/{case['id']}", headers=operator).status_code == 200
+    newest_first = [c["id"] for c in reversed(cases)]
+
+    def page(**params):
+        response = client.get("/api/v1/audit/personal-data", params=params, headers=admin)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    first = page(limit=2)
+    assert [r["case_id"] for r in first["items"]] == newest_first[:2]
+    assert first["total"] is None and first["next_offset"] == 2
+    second = page(limit=2, offset=first["next_offset"], with_total="true")
+    assert [r["case_id"] for r in second["items"]] == newest_first[2:4]
+    assert second["total"] == 5 and second["next_offset"] == 4
+    last = page(limit=2, offset=4)
+    assert [r["case_id"] for r in last["items"]] == newest_first[4:] and last["next_offset"] is None
+
+    times = [r["at"] for r in first["items"] + second["items"] + last["items"]]
+    assert times == sorted(times, reverse=True)
+    period = page(at_from=times[3], at_to=times[1], with_total="true")  # [4th newest, 2nd)
+    assert {r["case_id"] for r in period["items"]} <= set(newest_first[1:4])
+    assert period["total"] == len(period["items"]) >= 1
+    actor = first["items"][0]["actor"]
+    assert page(actor=actor, with_total="true")["total"] == 5
+    assert page(actor="user:999999", with_total="true") == {
+        "items": [],
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+        "next_offset": None,
+    }
+    refused = client.get(
+        "/api/v1/audit/personal-data", params={"with_total": "maybe"}, headers=admin
+    )
+    assert refused.status_code == 422
+    assert [e["loc"] for e in refused.json()["errors"]] == [["query", "with_total"]]
+
+
+def test_the_whole_record_and_a_period_of_it_are_read_along_an_index(db):
+    """The record grows by a row per case shown; its list, unfiltered or over a period, walks
+    back along (at, id) and sorts nothing (before 0019: the whole table read and sorted)."""
+    if db.dialect != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    now = utcnow()
+    for filters in (ReadFilters(), ReadFilters(at_from=now - timedelta(days=7), at_to=now)):
+        stmt = reads_selected(filters).limit(51).offset(0)
+        sql = str(
+            stmt.compile(
+                dialect=db.client.app.state.engine.dialect, compile_kwargs={"literal_binds": True}
+            )
+        )
+
+        async def plan(session, sql=sql):
+            await session.execute(text("SET LOCAL enable_seqscan = off"))
+            return [row[0] for row in await session.execute(text(f"EXPLAIN {sql}"))]
+
+        lines = "\n".join(db.run(plan))
+        assert "ix_personal_data_access_at_id" in lines, lines
+        assert "Sort" not in lines, lines
 
 
 def _close(client, auth, pos, db, world, n):
