@@ -113,8 +113,8 @@ class Case(SQLModel, table=True):
             postgresql_where=_OPEN,
             sqlite_where=_OPEN,
         ),
-        # The queue's filters by sector (and territory) and by priority (and kind), over open
-        # cases only: not a bitmap of every case of the category ever registered (0012).
+        # The queue's filter by sector (and territory), over open cases only: not a bitmap of
+        # every case of the category ever registered (0012).
         Index(
             "ix_case_file_open_by_category",
             "category_id",
@@ -133,10 +133,15 @@ class Case(SQLModel, table=True):
             postgresql_where=_OPEN,
             sqlite_where=_OPEN,
         ),
+        # Open cases of a priority and kind in order of registration (0020): their page is a
+        # walk over them alone, not over every open case back in time, each row read to test
+        # its priority (29,979 rows read to find none past a cursor at 10M: 783 ms).
         Index(
-            "ix_case_file_open_by_priority",
+            "ix_case_file_open_by_priority_created",
             "priority",
             "kind",
+            "created_at",
+            "id",
             postgresql_where=_OPEN,
             sqlite_where=_OPEN,
         ),

@@ -93,3 +93,25 @@ def test_a_territorys_queue_by_last_change_walks_an_index(client, auth, db, worl
     # page already taken, for the record of what was shown, read no case_file rows).
     assert indexes == ["ix_case_file_open_by_territory_updated"], indexes
     assert sorts == [], sorts
+
+
+@pytest.mark.parametrize("cursor", [False, True])
+def test_a_queue_of_a_priority_and_kind_walks_an_index(client, auth, db, world, cursor):
+    if db.dialect != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+    pos = auth.headers("integration", source="vk")
+    for n in range(3):
+        body = incident(n=f"urgent-{cursor}-{n}", territory_id=world.sochi.id, important=True)
+        assert client.post("/api/v1/incidents", json=body, headers=pos).status_code == 201
+    operator = auth.headers("operator")
+    path = f"/api/v1/cases?{OPEN}&limit=2&sort=-created_at&kind=incident&priority=high"
+    if cursor:
+        first = client.get(path, headers=operator).json()
+        assert first["next_cursor"], first
+        path += f"&cursor={first['next_cursor']}"
+    sql, parameters = _sent_page(client, path, operator)
+    sorts, indexes = _page_scan(_plan(client, sql, parameters))
+    # Only the open cases of that priority and kind are walked, newest first: not every open
+    # case back in time, each one's row read to test its priority and kind (0020).
+    assert indexes == ["ix_case_file_open_by_priority_created"], indexes
+    assert sorts == [], sorts
