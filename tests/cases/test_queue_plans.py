@@ -67,6 +67,17 @@ def _page_scan(plan: dict) -> tuple[list[str], list[str]]:
     return sorts, scans
 
 
+def _page_plan(client, path: str, headers, cursor: bool) -> tuple[list[str], list[str]]:
+    """The sorts and scans of the page `path` asks for: its first page, or (`cursor`) the page
+    after it."""
+    if cursor:
+        first = client.get(path, headers=headers).json()
+        assert first["next_cursor"], first
+        path += f"&cursor={first['next_cursor']}"
+    sql, parameters = _sent_page(client, path, headers)
+    return _page_scan(_plan(client, sql, parameters))
+
+
 @pytest.mark.parametrize("cursor", [False, True])
 def test_a_territorys_queue_by_last_change_walks_an_index(client, auth, db, world, cursor):
     if db.dialect != "postgresql":
@@ -83,12 +94,7 @@ def test_a_territorys_queue_by_last_change_walks_an_index(client, auth, db, worl
         f"/api/v1/cases?{OPEN}&limit=2&sort=-updated_at"
         f"&territory_id={world.sochi.id}&category_id={world.roads.id}"
     )
-    if cursor:
-        first = client.get(path, headers=operator).json()
-        assert first["next_cursor"], first
-        path += f"&cursor={first['next_cursor']}"
-    sql, parameters = _sent_page(client, path, operator)
-    sorts, indexes = _page_scan(_plan(client, sql, parameters))
+    sorts, indexes = _page_plan(client, path, operator, cursor)
     # The page's order comes from the index: no sort of the open cases (the sorts around a
     # page already taken, for the record of what was shown, read no case_file rows).
     assert indexes == ["ix_case_file_open_by_territory_updated"], indexes
@@ -105,12 +111,7 @@ def test_a_queue_of_a_priority_and_kind_walks_an_index(client, auth, db, world, 
         assert client.post("/api/v1/incidents", json=body, headers=pos).status_code == 201
     operator = auth.headers("operator")
     path = f"/api/v1/cases?{OPEN}&limit=2&sort=-created_at&kind=incident&priority=high"
-    if cursor:
-        first = client.get(path, headers=operator).json()
-        assert first["next_cursor"], first
-        path += f"&cursor={first['next_cursor']}"
-    sql, parameters = _sent_page(client, path, operator)
-    sorts, indexes = _page_scan(_plan(client, sql, parameters))
+    sorts, indexes = _page_plan(client, path, operator, cursor)
     # Only the open cases of that priority and kind are walked, newest first: not every open
     # case back in time, each one's row read to test its priority and kind (0020).
     assert indexes == ["ix_case_file_open_by_priority_created"], indexes
