@@ -27,5 +27,9 @@ class PersonalDataAccessPage(BaseModel):
     limit: int
     offset: int
     next_offset: int | None = Field(
-        default=None, description="The offset of the next page; null on the last page"
+        default=None,
+        description=(
+            "The offset of the next page; null on the last page. Offsets stop at 1,000,000: "
+            "to read further back, narrow the period (at_from, at_to)"
+        ),
     )
