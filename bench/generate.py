@@ -438,7 +438,7 @@ class CaseGenerator:
     at random per case, they were spread over the whole table, and a 10M queue page read its
     50 rows from 18 GB)."""
 
-    def __init__(self, ref: Reference, now: float, seed: int, first_id: int = 1, cases: int = 1):
+    def __init__(self, ref: Reference, now: float, seed: int, first_id: int, cases: int):
         self.ref = ref
         self.now = now
         self.seed = seed
