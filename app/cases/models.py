@@ -87,6 +87,8 @@ _VERSION = Column("version", Integer, nullable=False)
 # The open statuses as a literal predicate, for partial indexes (a query's `status IN (...)`
 # of open statuses implies it, so the planner can use them).
 _OPEN = text("status IN ('new', 'assigned', 'in_progress', 'returned')")
+# The regional centre's inbox: the cases waiting for its triage (new, or returned by an agency).
+_INBOX = text("status IN ('new', 'returned')")
 
 
 class Case(SQLModel, table=True):
@@ -144,6 +146,18 @@ class Case(SQLModel, table=True):
             "id",
             postgresql_where=_OPEN,
             sqlite_where=_OPEN,
+        ),
+        # The centre's inbox, newest first (0021): its page walks the waiting cases alone,
+        # however many there are and whatever the statistics say. Without it PostgreSQL either
+        # walked the open cases back in time testing each one's status (past a deep cursor at
+        # 1M: 5,542 rows read to find 25, 7-59 ms), or, with statistics older than an intake
+        # burst, took every waiting case and sorted them (36,000 new cases: 82-103 ms).
+        Index(
+            "ix_case_file_inbox_by_created",
+            "created_at",
+            "id",
+            postgresql_where=_INBOX,
+            sqlite_where=_INBOX,
         ),
     )
     # Optimistic locking: every UPDATE checks and bumps the version (sent as the ETag).

@@ -116,3 +116,22 @@ def test_a_queue_of_a_priority_and_kind_walks_an_index(client, auth, db, world, 
     # case back in time, each one's row read to test its priority and kind (0020).
     assert indexes == ["ix_case_file_open_by_priority_created"], indexes
     assert sorts == [], sorts
+
+
+@pytest.mark.parametrize("cursor", [False, True])
+def test_the_centres_inbox_walks_its_own_index(client, auth, db, world, cursor):
+    if db.dialect != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+    pos = auth.headers("integration", source="vk")
+    for n in range(3):
+        body = incident(n=f"inbox-{cursor}-{n}", territory_id=world.sochi.id)
+        answer = client.post("/api/v1/incidents", json=body, headers=pos)
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["status"] == "new", answer.json()
+    operator = auth.headers("operator")
+    path = "/api/v1/cases?status=new&status=returned&limit=2&sort=-created_at"
+    sorts, indexes = _page_plan(client, path, operator, cursor)
+    # Only the cases waiting for triage are walked, newest first: not every open case back in
+    # time, each one's row read to test its status, nor every waiting case sorted (0021).
+    assert indexes == ["ix_case_file_inbox_by_created"], indexes
+    assert sorts == [], sorts
