@@ -21,7 +21,10 @@ whose case was since assigned stays until vacuum clears it, as in the other part
 
 On PostgreSQL it is built CONCURRENTLY, outside the migration's transaction: the case table
 takes new cases all day, and a plain CREATE INDEX would hold them until it had read the whole
-table.
+table. A concurrent build that is interrupted (a lost connection, a cancelled release job)
+leaves an INVALID index of that name behind, which PostgreSQL keeps updating but never reads,
+and the revision unrecorded: running the migration again drops what is there first, then
+builds it anew.
 """
 
 from collections.abc import Sequence
@@ -42,6 +45,9 @@ def upgrade() -> None:
     where = {"postgresql_where": sa.text(INBOX), "sqlite_where": sa.text(INBOX)}
     if op.get_context().dialect.name == "postgresql":
         with op.get_context().autocommit_block():
+            op.drop_index(
+                NAME, table_name="case_file", postgresql_concurrently=True, if_exists=True
+            )
             op.create_index(
                 NAME, "case_file", ["created_at", "id"], postgresql_concurrently=True, **where
             )
