@@ -91,6 +91,20 @@ def _spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
+def processes_seconds(pid: int, postgres_name: str = "postgres") -> tuple[float, dict[int, float]]:
+    """CPU seconds so far of a process with its descendants, and of each PostgreSQL process:
+    two readings' difference (`spent_since`) is what they spent between them, for work that
+    is not a wrk run (the webhook worker's deliveries)."""
+    return sum(_times(tree(pid)).values()), _times(named(postgres_name))
+
+
+def spent_since(
+    before: tuple[float, dict[int, float]], after: tuple[float, dict[int, float]]
+) -> tuple[float, float]:
+    """(the process's, PostgreSQL's) CPU seconds between two readings of processes_seconds."""
+    return after[0] - before[0], _spent(before[1], after[1])
+
+
 def _children_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime

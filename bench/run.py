@@ -52,7 +52,7 @@ import httpx
 
 from app.reference import demo_data
 from bench import lua, texts
-from bench.cpu import CpuMeter, CpuSplit, tree
+from bench.cpu import CpuMeter, CpuSplit, processes_seconds, spent_since, tree
 from bench.generate import asyncpg_dsn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -844,6 +844,8 @@ class Bench:
             worker = Server("worker", [PY, "-m", "app", "worker"], self.server_env, None)
             first = last = None
             count_first = count_last = 0
+            # CPU from the first delivery seen to the last: the worker's and PostgreSQL's
+            cpu_first = cpu_last = None
             deadline = time.monotonic() + 60 + wanted / 100
             quiet_since = time.monotonic()
             with RssSampler(worker.pid) as rss:
@@ -852,8 +854,10 @@ class Bench:
                     now = time.monotonic()
                     if count and first is None:
                         first, count_first = now, count
+                        cpu_first = processes_seconds(worker.pid)
                     if count != count_last:
                         last, count_last, quiet_since = now, count, now
+                        cpu_last = processes_seconds(worker.pid)
                     if count_last >= wanted or (first and now - quiet_since > 5):
                         break
                     time.sleep(0.1)
@@ -863,7 +867,14 @@ class Bench:
             result.requests = count_last
             result.peak_rss_mb = rss.peak_mb
             result.note = f"{count_last:,} of {wanted:,} events delivered; RSS is the worker's"
-            log(f"webhooks: {result.per_second:,.0f} deliveries/s")
+            if cpu_first is not None and cpu_last is not None and count_last > count_first:
+                worker_s, postgres_s = spent_since(cpu_first, cpu_last)
+                per = 1000 / (count_last - count_first)
+                result.note += (
+                    f"; CPU per delivery: worker {worker_s * per:.3f} ms, "
+                    f"PostgreSQL {postgres_s * per:.3f} ms"
+                )
+            log(f"webhooks: {result.per_second:,.0f} deliveries/s ({result.note})")
         finally:
             if worker:
                 worker.stop()
