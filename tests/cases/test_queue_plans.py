@@ -78,17 +78,27 @@ def _page_plan(client, path: str, headers, cursor: bool) -> tuple[list[str], lis
     return _page_scan(_plan(client, sql, parameters))
 
 
+def _intake(client, auth, name: str, **fields) -> list[dict]:
+    """Three incidents from an integration client (`name` tells them apart), as it answered."""
+    pos = auth.headers("integration", source="vk")
+    made = []
+    for n in range(3):
+        answer = client.post(
+            "/api/v1/incidents", json=incident(n=f"{name}-{n}", **fields), headers=pos
+        )
+        assert answer.status_code == 201, answer.text
+        made.append(answer.json())
+    return made
+
+
 @pytest.mark.parametrize("cursor", [False, True])
 def test_a_territorys_queue_by_last_change_walks_an_index(client, auth, db, world, cursor):
     if db.dialect != "postgresql":
         pytest.skip("the plans are PostgreSQL's")
     rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
-    pos = auth.headers("integration", source="vk")
-    for n in range(3):
-        body = incident(
-            n=f"plan-{cursor}-{n}", territory_id=world.sochi.id, category_id=world.potholes.id
-        )
-        assert client.post("/api/v1/incidents", json=body, headers=pos).status_code == 201
+    _intake(
+        client, auth, f"plan-{cursor}", territory_id=world.sochi.id, category_id=world.potholes.id
+    )
     operator = auth.headers("operator")
     path = (
         f"/api/v1/cases?{OPEN}&limit=2&sort=-updated_at"
@@ -105,10 +115,7 @@ def test_a_territorys_queue_by_last_change_walks_an_index(client, auth, db, worl
 def test_a_queue_of_a_priority_and_kind_walks_an_index(client, auth, db, world, cursor):
     if db.dialect != "postgresql":
         pytest.skip("the plans are PostgreSQL's")
-    pos = auth.headers("integration", source="vk")
-    for n in range(3):
-        body = incident(n=f"urgent-{cursor}-{n}", territory_id=world.sochi.id, important=True)
-        assert client.post("/api/v1/incidents", json=body, headers=pos).status_code == 201
+    _intake(client, auth, f"urgent-{cursor}", territory_id=world.sochi.id, important=True)
     operator = auth.headers("operator")
     path = f"/api/v1/cases?{OPEN}&limit=2&sort=-created_at&kind=incident&priority=high"
     sorts, indexes = _page_plan(client, path, operator, cursor)
@@ -122,12 +129,8 @@ def test_a_queue_of_a_priority_and_kind_walks_an_index(client, auth, db, world, 
 def test_the_centres_inbox_walks_its_own_index(client, auth, db, world, cursor):
     if db.dialect != "postgresql":
         pytest.skip("the plans are PostgreSQL's")
-    pos = auth.headers("integration", source="vk")
-    for n in range(3):
-        body = incident(n=f"inbox-{cursor}-{n}", territory_id=world.sochi.id)
-        answer = client.post("/api/v1/incidents", json=body, headers=pos)
-        assert answer.status_code == 201, answer.text
-        assert answer.json()["status"] == "new", answer.json()
+    made = _intake(client, auth, f"inbox-{cursor}", territory_id=world.sochi.id)
+    assert {case["status"] for case in made} == {"new"}, made
     operator = auth.headers("operator")
     path = "/api/v1/cases?status=new&status=returned&limit=2&sort=-created_at"
     sorts, indexes = _page_plan(client, path, operator, cursor)

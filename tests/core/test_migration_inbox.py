@@ -3,39 +3,13 @@ PostgreSQL; a build that was interrupted is built again by the next run."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-
-import pytest
 from sqlalchemy import inspect, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import empty_postgresql_database, run_migrations
+from tests.core.conftest import run_on
 
 INDEX = "ix_case_file_inbox_by_created"
 BEFORE = "0020"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request, tmp_path) -> Iterator[str]:
-    """An empty database of each kind, for this test alone (it migrates up and down)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/inbox.db"
-        return
-    with empty_postgresql_database() as url:
-        yield url
-
-
-def _run(url: str, fn):
-    async def go():
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                return await conn.run_sync(fn)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def _indexes(conn) -> set[str]:
@@ -44,11 +18,11 @@ def _indexes(conn) -> set[str]:
 
 def test_the_inbox_index_comes_and_goes_with_the_revision(fresh_url):
     run_migrations(fresh_url, BEFORE)
-    assert INDEX not in _run(fresh_url, _indexes)
+    assert INDEX not in run_on(fresh_url, _indexes)
     run_migrations(fresh_url)
-    assert INDEX in _run(fresh_url, _indexes)
+    assert INDEX in run_on(fresh_url, _indexes)
     run_migrations(fresh_url, BEFORE, downgrade=True)
-    assert INDEX not in _run(fresh_url, _indexes)
+    assert INDEX not in run_on(fresh_url, _indexes)
 
 
 def test_an_interrupted_build_is_built_again():
@@ -64,7 +38,7 @@ def test_an_interrupted_build_is_built_again():
                 {"name": INDEX},
             )
 
-        _run(url, leftover)
+        run_on(url, leftover)
         run_migrations(url)  # without the drop first: "relation ... already exists"
 
         def built(conn) -> tuple[bool, str]:
@@ -76,7 +50,7 @@ def test_an_interrupted_build_is_built_again():
                 {"name": INDEX},
             ).one()
 
-        valid, definition = _run(url, built)
+        valid, definition = run_on(url, built)
         assert valid
         assert "(created_at, id)" in definition
         assert "'new'" in definition and "'returned'" in definition

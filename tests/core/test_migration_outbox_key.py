@@ -3,44 +3,17 @@ does (the deliveries, the outbox trigger, the partial indexes)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import inspect, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import empty_postgresql_database, run_migrations
+from tests.conftest import run_migrations
+from tests.core.conftest import run_on
 
 KEY = "fk_webhook_event_case_id_case_file"
 BEFORE = "0016"
 NOW = datetime(2026, 11, 29, 3, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request, tmp_path) -> Iterator[str]:
-    """An empty database of each kind, for this test alone (it migrates up and down)."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/outbox_key.db"
-        return
-    with empty_postgresql_database() as url:
-        yield url
-
-
-def _run(url: str, fn):
-    async def go():
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                if conn.dialect.name == "sqlite":
-                    await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                return await conn.run_sync(fn)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(go())
 
 
 def _new_case(conn, external_id: str) -> int:
@@ -113,26 +86,26 @@ def _add_a_case(conn) -> int:
 
 def test_0017_drops_only_the_outbox_key_to_the_case(fresh_url):
     run_migrations(fresh_url, BEFORE)
-    _run(fresh_url, _seed)
-    before = _run(fresh_url, _state)
+    run_on(fresh_url, _seed)
+    before = run_on(fresh_url, _state)
     assert KEY in before["keys"]
     kept = {"case_file": 1, "case_event": 1, "webhook_event": 1, "webhook_delivery": 1}
     assert before["counts"] == kept
 
     run_migrations(fresh_url)
-    after = _run(fresh_url, _state)
+    after = run_on(fresh_url, _state)
     assert after["keys"] == [k for k in before["keys"] if k != KEY]
     assert after["indexes"] == before["indexes"]
     assert after["counts"] == kept  # no delivery lost to SQLite's table copy
-    assert _run(fresh_url, _add_a_case) == 1
+    assert run_on(fresh_url, _add_a_case) == 1
 
     run_migrations(fresh_url, BEFORE, downgrade=True)
-    again = _run(fresh_url, _state)
+    again = run_on(fresh_url, _state)
     assert again["keys"] == before["keys"]
     assert again["indexes"] == before["indexes"]
     more = {table: 2 for table in kept} | {"webhook_delivery": 1}
     assert again["counts"] == more
-    assert _run(fresh_url, _add_a_case) == 1
+    assert run_on(fresh_url, _add_a_case) == 1
 
 
 def test_0017_partial_indexes_keep_their_condition(fresh_url):
@@ -153,10 +126,10 @@ def test_0017_partial_indexes_keep_their_condition(fresh_url):
             )
             return {name: sql for name, sql in rows if name.startswith("ix_")}
 
-        sql = _run(fresh_url, stored)
+        sql = run_on(fresh_url, stored)
         assert sql["ix_webhook_event_pending"].endswith("WHERE dispatched_at IS NULL")
         assert sql["ix_webhook_event_dispatched"].endswith("WHERE dispatched_at IS NOT NULL")
     else:
-        found = _run(fresh_url, where)
+        found = run_on(fresh_url, where)
         assert "dispatched_at IS NULL" in str(found["ix_webhook_event_pending"])
         assert "dispatched_at IS NOT NULL" in str(found["ix_webhook_event_dispatched"])

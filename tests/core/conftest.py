@@ -1,0 +1,39 @@
+"""What the migration tests share: an empty database of each kind for one test, and a way to
+run synchronous work on it in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.conftest import empty_postgresql_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request, tmp_path) -> Iterator[str]:
+    """An empty database of each kind, for this test alone (it migrates up and down)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/fresh.db"
+        return
+    with empty_postgresql_database() as url:
+        yield url
+
+
+def run_on(url: str, work: Callable[[Any], Any]) -> Any:
+    """`work(connection)` in one committed transaction (SQLite with its foreign keys on)."""
+
+    async def go():
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                if conn.dialect.name == "sqlite":
+                    await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                return await conn.run_sync(work)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
