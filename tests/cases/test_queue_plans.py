@@ -18,6 +18,13 @@ from tests.cases.conftest import incident, rule
 OPEN = "status=new&status=assigned&status=in_progress&status=returned"
 
 
+@pytest.fixture(autouse=True)
+def _postgresql_plans(db) -> None:
+    """Every test here reads PostgreSQL's plans; on SQLite there is nothing to read."""
+    if db.dialect != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+
+
 def _sent_page(client, path: str, headers: dict[str, str]) -> tuple[str, tuple]:
     """The SQL and parameters of the list statement a GET of `path` sends."""
     engine = client.app.state.engine.sync_engine
@@ -93,8 +100,6 @@ def _intake(client, auth, name: str, **fields) -> list[dict]:
 
 @pytest.mark.parametrize("cursor", [False, True])
 def test_a_territorys_queue_by_last_change_walks_an_index(client, auth, db, world, cursor):
-    if db.dialect != "postgresql":
-        pytest.skip("the plans are PostgreSQL's")
     rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
     _intake(
         client, auth, f"plan-{cursor}", territory_id=world.sochi.id, category_id=world.potholes.id
@@ -112,9 +117,7 @@ def test_a_territorys_queue_by_last_change_walks_an_index(client, auth, db, worl
 
 
 @pytest.mark.parametrize("cursor", [False, True])
-def test_a_queue_of_a_priority_and_kind_walks_an_index(client, auth, db, world, cursor):
-    if db.dialect != "postgresql":
-        pytest.skip("the plans are PostgreSQL's")
+def test_a_queue_of_a_priority_and_kind_walks_an_index(client, auth, world, cursor):
     _intake(client, auth, f"urgent-{cursor}", territory_id=world.sochi.id, important=True)
     operator = auth.headers("operator")
     path = f"/api/v1/cases?{OPEN}&limit=2&sort=-created_at&kind=incident&priority=high"
@@ -126,9 +129,7 @@ def test_a_queue_of_a_priority_and_kind_walks_an_index(client, auth, db, world, 
 
 
 @pytest.mark.parametrize("cursor", [False, True])
-def test_the_centres_inbox_walks_its_own_index(client, auth, db, world, cursor):
-    if db.dialect != "postgresql":
-        pytest.skip("the plans are PostgreSQL's")
+def test_the_centres_inbox_walks_its_own_index(client, auth, world, cursor):
     made = _intake(client, auth, f"inbox-{cursor}", territory_id=world.sochi.id)
     assert {case["status"] for case in made} == {"new"}, made
     operator = auth.headers("operator")
