@@ -119,7 +119,9 @@ OPTIONAL_CASE_COLUMNS = (
     "close_seconds",
     "close_working_seconds",
 )
-OPTIONAL_CASE_AGENCY_COLUMNS = ("delivered_at",)
+OPTIONAL_CASE_AGENCY_COLUMNS = ("delivered_at", "case_created_at")
+# What a generated link holds, in this order (a link's tuple).
+_LINK_FIELDS = (*CASE_AGENCY_COLUMNS, *OPTIONAL_CASE_AGENCY_COLUMNS)
 # Filled by the database (identity/serial ids).
 DATABASE_FILLED = {"case_event": {"id"}, "case_agency": set(), "case_file": set()}
 
@@ -803,7 +805,7 @@ class CaseGenerator:
             for ev in life.events:
                 events.append((case_id, *ev[:-1], datetime.fromtimestamp(ev[-1], UTC)))
             for agency_id, delivered in life.agencies.items():
-                links.append((case_id, agency_id, _dt(delivered)))
+                links.append((case_id, agency_id, _dt(delivered), case["created_at"]))
         return Chunk(cases, events, links)
 
 
@@ -920,7 +922,8 @@ async def layout(conn) -> Layout:
 async def _copy_chunk(conn, lay: Layout, chunk: Chunk) -> None:
     get_case = itemgetter(*lay.case_columns)
     case_rows = [get_case(_with_optional(c)) for c in chunk.cases]
-    link_rows = [r[: len(lay.link_columns)] for r in chunk.case_agencies]
+    get_link = itemgetter(*(_LINK_FIELDS.index(c) for c in lay.link_columns))
+    link_rows = [get_link(r) for r in chunk.case_agencies]
     async with conn.transaction():
         await conn.copy_records_to_table("case_file", records=case_rows, columns=lay.case_columns)
         await conn.copy_records_to_table(

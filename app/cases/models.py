@@ -245,6 +245,11 @@ class CaseAgency(SQLModel, table=True):
     """Every agency a case was ever assigned to: agency staff keep seeing what they handled."""
 
     __tablename__ = "case_agency"
+    # An agency's cases in order of registration (its pages that reach into closed cases walk
+    # it, app/cases/reads.py); also serves look-ups by agency alone (migration 0022).
+    __table_args__ = (
+        Index("ix_case_agency_agency_created", "agency_id", "case_created_at", "case_id"),
+    )
 
     case_id: int = Field(
         sa_column=Column(
@@ -253,11 +258,16 @@ class CaseAgency(SQLModel, table=True):
             primary_key=True,
         )
     )
-    agency_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("agency.id"), primary_key=True, index=True)
-    )
+    agency_id: int = Field(sa_column=Column(Integer, ForeignKey("agency.id"), primary_key=True))
     # When a webhook about the case first reached one of the agency's subscriptions.
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    # The case's created_at, which never changes: the order of the agency's pages.
+    case_created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+    @classmethod
+    def given(cls, case: Case, agency_id: int) -> CaseAgency:
+        """The row that gives the case to the agency, with the case's registration time."""
+        return cls(case_id=case.id, agency_id=agency_id, case_created_at=case.created_at)
 
 
 class CaseEvent(SQLModel, table=True):

@@ -164,10 +164,13 @@ def _cached_page(shape: PageShape) -> tuple[Select, Select]:
 
 def _page(shape: PageShape, q: str | None) -> tuple[Select, Select]:
     others, text = _clauses(shape, q)
+    open_only = shape.statuses_open or bool(shape.overdue)
     where = [access.clause(shape.rule), *others] + ([] if text is None else [text])
     base = select(*_columns(shape.dialect)).where(*where)
     if text is not None and shape.dialect == "postgresql" and shape.sort in _BY_TIME:
         stmt = _searched(shape, others, base)
+    elif text is None and shape.rule == "agency" and shape.sort in _BY_TIME and not open_only:
+        stmt = _agency_page(shape, others)
     else:
         stmt = base.order_by(*ordering(shape.sort))
         if shape.cursor is not None:
@@ -207,6 +210,44 @@ def _clauses(shape: PageShape, q: str | None) -> tuple[list[Any], Any]:
     if "q" in shape.given:
         text = text_search(bindparam("f_q") if q is None else q, shape.dialect)
     return clauses, text
+
+
+# --- an agency's pages ---------------------------------------------------------------------------
+
+_LINKS = CaseAgency.__table__
+
+
+def _agency_page(shape: PageShape, others: list[Any]) -> Select:
+    """A page of an agency's cases (the access rule "agency") in created_at order, either way,
+    that may hold closed cases: the same rows as the rule's EXISTS, taken from the agency's own
+    list (case_agency: a row per case and agency, with a copy of the case's created_at,
+    migration 0022) in the order of its index, each case read by its key and tested against
+    the filters, until the page is full. Its cost grows with the agency's cases, not the
+    region's. Through the EXISTS, PostgreSQL walked the region's cases back in time, testing
+    whether the agency had each: at 1M, 48-55 ms for the first page of a district
+    administration with 3,777 cases, 0.4-0.5 ms this way (EXPLAIN ANALYZE).
+
+    Pages of open cases alone (open statuses, or overdue) keep the EXISTS: the region's open
+    cases have partial indexes of their own, bounded by the work in hand rather than history.
+    Walking the agency's list (mostly closed cases) for them measured no faster for small
+    agencies and 13-19 times slower for a large one (the health ministry's 110,947 cases:
+    92-93 ms a page against 5-7 ms, whole requests at 1M)."""
+    newest = shape.sort.startswith("-")
+    a = _LINKS.c
+    stmt = (
+        select(*_columns(shape.dialect))
+        .select_from(_LINKS.join(_TABLE, _TABLE.c.id == a.case_id))
+        .where(a.agency_id == bindparam("visible_agency_id", type_=a.agency_id.type), *others)
+        .order_by(*_in_order(newest, a.case_created_at, a.case_id))
+    )
+    if shape.cursor is not None:
+        key = tuple_(a.case_created_at, a.case_id)
+        past = tuple_(
+            bindparam("cursor_value", type_=a.case_created_at.type),
+            bindparam("cursor_id", type_=a.case_id.type),
+        )
+        stmt = stmt.where(key < past if newest else key > past)
+    return stmt.limit(bindparam("page_limit", type_=Integer))
 
 
 # --- search pages (PostgreSQL) -------------------------------------------------------------------

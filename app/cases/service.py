@@ -107,7 +107,7 @@ _EVENT_FIELDS = tuple(
     c.name for c in _EVENTS.columns if c.name not in ("id", "case_id", "created_at")
 )
 _EVENT_NAMES = ("case_id", *_EVENT_FIELDS, "created_at")
-_ACCESS_NAMES = ("case_id", "agency_id")
+_ACCESS_NAMES = ("case_id", "agency_id", "case_created_at")
 # PostgreSQL's sequence behind case_file.id (a bigserial): new ids, and so numbers, up front.
 _CASE_IDS = DbSequence(f"{_CASES.name}_id_seq")
 
@@ -448,7 +448,8 @@ def _single_intake(dialect: str, guarded: bool = False) -> TextClause:
             f"e AS (INSERT INTO {events} (case_id, {fields}, created_at) "
             f"SELECT c.id, {', '.join(f'e.{n}' for n in _EVENT_FIELDS)}, c.created_at "
             f"FROM c, json_populate_recordset(CAST(NULL AS {events}), :events) AS e), "
-            f"g AS (INSERT INTO {access} (case_id, agency_id) SELECT c.id, g.agency_id "
+            f"g AS (INSERT INTO {access} (case_id, agency_id, case_created_at) "
+            "SELECT c.id, g.agency_id, c.created_at "
             f"FROM c, json_populate_recordset(CAST(NULL AS {access}), :grants) AS g) "
             f"{returned}"
         )
@@ -808,7 +809,11 @@ class CaseService:
         events = (
             (p.row["id"], *event, p.row["created_at"]) for p in prepared for event in p.plan.events
         )
-        grants = [(p.row["id"], agency_id) for p in prepared for agency_id in p.plan.grants]
+        grants = [
+            (p.row["id"], agency_id, p.row["created_at"])
+            for p in prepared
+            for agency_id in p.plan.grants
+        ]
         count = sum(len(p.plan.events) for p in prepared)
         await insert_rows(self.session, _EVENTS, _EVENT_NAMES, events, count=count)
         await insert_rows(self.session, CaseAgency.__table__, _ACCESS_NAMES, grants)
@@ -963,7 +968,7 @@ class CaseService:
         )
         for agency_id in dict.fromkeys(agency_ids):
             if agency_id not in known:
-                self.session.add(CaseAgency(case_id=case.id, agency_id=agency_id))
+                self.session.add(CaseAgency.given(case, agency_id))
 
     async def _policy_for(self, case: Case):
         """The deadline policy of the case: the one routing or a previous assignment chose,

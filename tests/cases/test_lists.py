@@ -5,7 +5,7 @@ import asyncio
 import httpx
 from sqlalchemy import event
 
-from tests.cases.conftest import appeal, incident
+from tests.cases.conftest import appeal, incident, rule
 
 
 def _submit(client, headers, n, **kw):
@@ -146,3 +146,100 @@ def test_two_operators_assigning_at_once_exactly_one_wins(client, auth, db, worl
     assert all(c in (409, 412) for c in codes if c != 200)
     events = client.get(f"/api/v1/cases/{case['id']}/events", headers=headers).json()
     assert [e["action"] for e in events] == ["create", "assign"]
+
+
+def test_an_agencys_pages_hold_every_case_it_was_given_in_order(client, auth, world):
+    """An agency's pages in created_at order come from its own list of cases (case_agency,
+    reads._agency_page): every case it was ever given, those since reassigned elsewhere too,
+    once each and in order across cursor pages, filters applied, and nothing else."""
+    operator = auth.headers("operator")
+    krasnodar = auth.headers("agency", agency_id=world.adm_krasnodar.id)
+    ids = [_submit(client, operator, n)["id"] for n in range(7)]
+
+    def act(case_id, action, headers, body=None):
+        answer = client.post(f"/api/v1/cases/{case_id}/{action}", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+
+    for case_id in ids[:6]:
+        act(case_id, "assign", operator, {"agency_id": world.adm_krasnodar.id})
+    for case_id in (ids[1], ids[4], ids[6]):  # two passed on, one never Krasnodar's
+        act(case_id, "assign", operator, {"agency_id": world.adm_sochi.id})
+    act(ids[2], "accept", krasnodar)
+    act(ids[5], "accept", krasnodar)
+
+    def walk(**params) -> list[int]:
+        seen, cursor = [], None
+        while True:
+            query = {"limit": 2, **params, **({"cursor": cursor} if cursor else {})}
+            answer = client.get("/api/v1/cases", params=query, headers=krasnodar)
+            assert answer.status_code == 200, answer.text
+            seen += [case["id"] for case in answer.json()["items"]]
+            cursor = answer.json()["next_cursor"]
+            if cursor is None:
+                return seen
+
+    given = ids[:6]
+    # Pages that may hold closed cases walk the agency's list (reads._agency_page)...
+    assert walk() == given[::-1]
+    assert walk(sort="created_at") == given
+    assert walk(kind="incident", status=["assigned", "closed"]) == [ids[4], ids[3], ids[1], ids[0]]
+    assert walk(status=["in_progress", "closed"], sort="created_at") == [ids[2], ids[5]]
+    # ...pages of open cases alone keep the access rule's EXISTS: the same rows either way.
+    assert walk(status=["assigned", "in_progress"]) == given[::-1]
+    assert walk(status="in_progress") == [ids[5], ids[2]]
+    assert walk(status="in_progress", sort="created_at") == [ids[2], ids[5]]
+    assert walk(status="assigned") == [ids[4], ids[3], ids[1], ids[0]]
+    total = client.get(
+        "/api/v1/cases", params={"status": "assigned", "with_total": "true"}, headers=krasnodar
+    )
+    assert total.json()["total"] == 4
+    # The other agency: only what it was given, the same way.
+    sochi = auth.headers("agency", agency_id=world.adm_sochi.id)
+    answer = client.get("/api/v1/cases", params={"limit": 10}, headers=sochi).json()
+    assert [case["id"] for case in answer["items"]] == [ids[6], ids[4], ids[1]]
+
+
+def test_every_access_row_carries_its_cases_registration_time(client, auth, db, world):
+    """case_agency.case_created_at, the order of an agency's pages, is its case's created_at,
+    whichever way the row was written: intake one by one, intake in a batch (routed, and a
+    missing person's case given to the partner too), assignment."""
+    from sqlmodel import select
+
+    from app.cases.models import Case, CaseAgency
+    from app.core.db import COPY_MIN_ROWS
+
+    rule(db, name="Пропавшие", position=1, missing_person=True, stop=False,
+         notify_agency_ids=[world.lizaalert.id])  # fmt: skip
+    rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
+    operator = auth.headers("operator")
+    one = _submit(client, operator, 1)
+    routed = _submit(client, operator, 2, territory_id=world.sochi.id, missing_person=True)
+    # Enough for PostgreSQL's COPY.
+    items = [
+        incident(n=f"batch-{n}", territory_id=world.sochi.id, missing_person=n == 0)
+        for n in range(COPY_MIN_ROWS + 1)
+    ]
+    batch = client.post(
+        "/api/v1/incidents/batch",
+        json={"items": items},
+        headers=auth.headers("integration", source="vk"),
+    )
+    assert batch.status_code == 200, batch.text
+    batched = [item["id"] for item in batch.json()["items"]]
+    answer = client.post(
+        f"/api/v1/cases/{one['id']}/assign",
+        json={"agency_id": world.adm_krasnodar.id},
+        headers=operator,
+    )
+    assert answer.status_code == 200, answer.text
+
+    async def rows(session):
+        stmt = select(CaseAgency.case_id, CaseAgency.case_created_at, Case.created_at).join(
+            Case, Case.id == CaseAgency.case_id
+        )
+        return list(await session.execute(stmt))
+
+    found = db.run(rows)
+    assert {case_id for case_id, _, _ in found} == {one["id"], routed["id"], *batched}, found
+    assert len(found) == 2 + 2 + len(batched)  # two cases given to the partner as well
+    assert all(copied == created for _, copied, created in found), found

@@ -1,13 +1,16 @@
-"""What the migration tests share: an empty database of each kind for one test, and a way to
-run synchronous work on it in one transaction."""
+"""What the migration tests share: an empty database of each kind for one test, a way to run
+synchronous work on it in one transaction, and a case written as any revision since 0006 takes
+it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import empty_postgresql_database
@@ -37,3 +40,16 @@ def run_on(url: str, work: Callable[[Any], Any]) -> Any:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def new_case(conn, external_id: str, created_at: datetime) -> int:
+    """A new incident, in plain SQL (the models describe the newest schema only): its id."""
+    return conn.execute(
+        text(
+            "INSERT INTO case_file (kind, status, priority, version, source_system, external_id, "
+            "submitted_by, text, missing_person, important, reopen_count, created_at, updated_at) "
+            "VALUES ('incident', 'new', 'normal', 1, 'x', :external_id, 'x', 'Яма во дворе', "
+            "false, false, 0, :now, :now) RETURNING id"
+        ),
+        {"external_id": external_id, "now": created_at},
+    ).scalar_one()

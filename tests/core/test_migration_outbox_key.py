@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import inspect, text
 
 from tests.conftest import run_migrations
-from tests.core.conftest import run_on
+from tests.core.conftest import new_case, run_on
 
 KEY = "fk_webhook_event_case_id_case_file"
 BEFORE = "0016"
@@ -17,15 +17,7 @@ NOW = datetime(2026, 11, 29, 3, tzinfo=UTC)
 
 
 def _new_case(conn, external_id: str) -> int:
-    return conn.execute(
-        text(
-            "INSERT INTO case_file (kind, status, priority, version, source_system, external_id, "
-            "submitted_by, text, missing_person, important, reopen_count, created_at, updated_at) "
-            "VALUES ('incident', 'new', 'normal', 1, 'x', :external_id, 'x', 'Яма во дворе', "
-            "false, false, 0, :now, :now) RETURNING id"
-        ),
-        {"external_id": external_id, "now": NOW},
-    ).scalar_one()
+    return new_case(conn, external_id, NOW)
 
 
 def _created_event(conn, case_id: int) -> None:

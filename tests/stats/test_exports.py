@@ -160,12 +160,7 @@ def test_case_export_uses_the_list_filters_and_sort(client, auth, region):
 
 def test_case_export_for_agency_staff_follows_visibility(client, db, auth, region):
     cases = region.cases
-    db.add(
-        *(
-            CaseAgency(case_id=cases[n].id, agency_id=region.adm_krasnodar.id)
-            for n in ("A", "B", "X1", "X2")
-        )
-    )
+    db.add(*(CaseAgency.given(cases[n], region.adm_krasnodar.id) for n in ("A", "B", "X1", "X2")))
     rows = parse_csv(_export(client, auth.headers("agency", agency_id=region.adm_krasnodar.id)))
     assert {r["id"] for r in rows} == {str(cases[n].id) for n in ("A", "B", "X1", "X2")}
     assert "applicant_name" in rows[0]  # agency staff may read personal data of their cases

@@ -499,9 +499,9 @@ def test_fan_out_visibility_mirrors_the_api(db, world):
         db.add(Case(kind="incident", status="new", source_system=s, submitted_by="x", text="t"))
         for s in ("monitoring", "platform", "monitoring")
     ]
-    db.add(CaseAgency(case_id=cases[0].id, agency_id=world.adm_krasnodar.id))
-    db.add(CaseAgency(case_id=cases[1].id, agency_id=world.adm_sochi.id))
-    db.add(CaseAgency(case_id=cases[1].id, agency_id=world.adm_krasnodar.id))
+    db.add(CaseAgency.given(cases[0], world.adm_krasnodar.id))
+    db.add(CaseAgency.given(cases[1], world.adm_sochi.id))
+    db.add(CaseAgency.given(cases[1], world.adm_krasnodar.id))
     grants = {
         cases[0].id: {world.adm_krasnodar.id},
         cases[1].id: {world.adm_sochi.id, world.adm_krasnodar.id},
