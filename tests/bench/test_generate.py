@@ -7,17 +7,14 @@ from datetime import UTC, datetime
 from itertools import pairwise
 
 import asyncpg
-import pytest
 
-from app.reference.demo import seed_demo
 from bench.generate import (
     add_working_seconds,
     asyncpg_dsn,
-    generate,
     working_between,
 )
+from tests.bench.conftest import CASES
 
-CASES = 500
 OPEN = {"new", "assigned", "in_progress", "returned"}
 
 
@@ -27,16 +24,6 @@ def test_working_time_skips_nights_and_weekends():
     due = add_working_seconds(friday, 2 * 3600)
     assert datetime.fromtimestamp(due, UTC) == datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
     assert working_between(friday, due) == 2 * 3600
-
-
-@pytest.fixture
-def generated(client, db, database_url):
-    """500 generated cases on top of the demo region; the client fixture empties it after."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the generator bulk-loads with PostgreSQL COPY; there is no SQLite path")
-    db.run(seed_demo)
-    report = client.portal.call(lambda: generate(database_url, CASES, seed=3, chunk=200))
-    return report
 
 
 async def _fetch(url: str, sql: str) -> list:

@@ -44,12 +44,14 @@ def _sent_page(client, path: str, headers: dict[str, str]) -> tuple[str, tuple]:
     return sent[0]
 
 
-def _plan(client, sql: str, parameters: tuple) -> dict:
+def _plan(client, sql: str, parameters: tuple, *, priced_out: str = "sort") -> dict:
+    """The statement's plan with `enable_<priced_out>` off."""
+
     async def explain():
         async with client.app.state.engine.connect() as connection:
             raw = (await connection.get_raw_connection()).dbapi_connection._connection
             async with raw.transaction():
-                await raw.execute("SET LOCAL enable_sort = off")
+                await raw.execute(f"SET LOCAL enable_{priced_out} = off")
                 return await raw.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *parameters)
 
     document = client.portal.call(explain)
@@ -162,3 +164,23 @@ def test_an_agencys_list_walks_its_own_cases_in_order(client, auth, db, world, c
     assert scans["case_agency"] == "ix_case_agency_agency_created", scans
     assert scans["case_file"] in ("pk_case_file", None), scans
     assert not [n for n in taking if n["Node Type"] in ("Sort", "Incremental Sort")]
+
+
+def test_an_agencys_open_cases_are_chosen_by_id_before_their_rows_are_read(client, auth, db, world):
+    rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
+    _intake(client, auth, "agency-open", territory_id=world.sochi.id)
+    sochi = auth.headers("agency", agency_id=world.adm_sochi.id)
+    path = "/api/v1/cases?status=assigned&status=in_progress&limit=2"
+    # (Sequential scans priced out: a table of a few rows is read whole whatever is asked.)
+    plan = _plan(client, *_sent_page(client, path, sochi), priced_out="seqscan")
+    page = next(n for n in _nodes(plan) if n.get("Subplan Name") == "CTE page")
+    scans = [
+        (n["Node Type"], n.get("Index Name"))
+        for n in _nodes(page)
+        if n.get("Relation Name") == "case_file"
+    ]
+    # Twice: the page's ids from an index that holds the filtered columns (no row read), then
+    # the page's rows by key. Read whole before the join to the agency's list, the region's
+    # open cases cost a district 20-30 ms a page at 1M (bench/agency_pages.py).
+    assert len(scans) == 2, scans
+    assert ("Index Scan", "pk_case_file") in scans, scans
