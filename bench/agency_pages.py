@@ -29,7 +29,7 @@ from app.core.config import Settings
 from app.core.tokens import issue_access_token
 from app.main import create_app
 from bench.generate import asyncpg_dsn
-from bench.inprocess import call
+from bench.inprocess import call, in_process_settings
 
 PAGES = {
     "first page": "limit=50",
@@ -150,14 +150,7 @@ def main(argv: list[str] | None = None) -> list[Timing]:
     p.add_argument("database_url", help="a copy of a bench dataset (never the template)")
     p.add_argument("--rounds", type=int, default=5, help="requests of each page per agency")
     opts = p.parse_args(argv)
-    settings = Settings(
-        _env_file=None,
-        env="production",
-        database_url=opts.database_url,
-        secret_key="agency-pages-" + "x" * 40,
-        metrics_token="agency-pages-metrics",
-        rate_limit_enabled=False,
-    )
+    settings = in_process_settings(opts.database_url)
     logging.disable(logging.INFO)  # the request log lines, not what this prints
     timings = asyncio.run(measure(settings, opts.rounds))
     print("| agency | cases given | page | median ms | slowest ms | cases shown |")

@@ -150,6 +150,20 @@ async def measure(opts: argparse.Namespace, settings: Settings) -> None:
         print(f"best: {best:.0f} µs CPU per request")
 
 
+def in_process_settings(database_url: str) -> Settings:
+    """The app's settings for driving it in process: production's, on `database_url`, with a
+    secret of its own and no intake rate limits."""
+    return Settings(
+        _env_file=None,
+        env="production",
+        database_url=database_url,
+        secret_key="in-process-" + "x" * 40,
+        metrics_token="in-process-metrics",
+        rate_limit_enabled=False,
+        access_token_minutes=600,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("database_url", help="a copy of a bench dataset (never the template)")
@@ -158,15 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--concurrency", type=int, default=8)
     opts = p.parse_args(argv)
-    settings = Settings(
-        _env_file=None,
-        env="production",
-        database_url=opts.database_url,
-        secret_key="in-process-" + "x" * 40,
-        metrics_token="in-process-metrics",
-        rate_limit_enabled=False,
-        access_token_minutes=600,
-    )
+    settings = in_process_settings(opts.database_url)
     opts.database_url = settings.database_url
     config = logging_config(settings)
     config["handlers"]["default"]["stream"] = open(os.devnull, "w")  # noqa: SIM115
