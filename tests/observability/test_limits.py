@@ -195,7 +195,10 @@ def test_the_token_endpoint_is_limited_per_client_address(make_client):
     assert int(second.headers["ratelimit-reset"]) > 0
     body = assert_problem(third, 429)
     assert body["type"].endswith("/too-many-requests")
-    assert third.headers["retry-after"] == str(body["retry_after"]) == "30"
+    assert third.headers["retry-after"] == str(body["retry_after"])
+    # 30 s for the next token, less the time the three requests took: the exact figure is the
+    # bucket's (tested above with a clock of its own); on a loaded machine they took over 1 s.
+    assert 25 <= body["retry_after"] <= 30
     assert third.headers["ratelimit-remaining"] == "0"
     assert third.headers["x-request-id"] == body["request_id"]
     # Another address has its own allowance; other routes are not limited.
