@@ -844,8 +844,10 @@ class Bench:
             worker = Server("worker", [PY, "-m", "app", "worker"], self.server_env, None)
             first = last = None
             count_first = count_last = 0
-            # CPU from the first delivery seen to the last: the worker's and PostgreSQL's
+            # CPU from the first delivery seen to the last: the worker's and PostgreSQL's, and
+            # the receiver's (it shares the machine's cores with them)
             cpu_first = cpu_last = None
+            received_first = received_last = 0.0
             deadline = time.monotonic() + 60 + wanted / 100
             quiet_since = time.monotonic()
             with RssSampler(worker.pid) as rss:
@@ -855,9 +857,11 @@ class Bench:
                     if count and first is None:
                         first, count_first = now, count
                         cpu_first = processes_seconds(worker.pid)
+                        received_first = processes_seconds(receiver.pid)[0]
                     if count != count_last:
                         last, count_last, quiet_since = now, count, now
                         cpu_last = processes_seconds(worker.pid)
+                        received_last = processes_seconds(receiver.pid)[0]
                     if count_last >= wanted or (first and now - quiet_since > 5):
                         break
                     time.sleep(0.1)
@@ -870,9 +874,10 @@ class Bench:
             if cpu_first is not None and cpu_last is not None and count_last > count_first:
                 worker_s, postgres_s = spent_since(cpu_first, cpu_last)
                 per = 1000 / (count_last - count_first)
+                receiver_s = received_last - received_first
                 result.note += (
                     f"; CPU per delivery: worker {worker_s * per:.3f} ms, "
-                    f"PostgreSQL {postgres_s * per:.3f} ms"
+                    f"PostgreSQL {postgres_s * per:.3f} ms, receiver {receiver_s * per:.3f} ms"
                 )
             log(f"webhooks: {result.per_second:,.0f} deliveries/s ({result.note})")
         finally:
