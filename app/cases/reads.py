@@ -264,7 +264,7 @@ def _agency_open_page(shape: PageShape, where: list[Any]) -> Select:
     statuses: the (status, created_at, id) index), so PostgreSQL can join the region's open
     cases to the agency's list without reading their rows; asked for whole rows, it read
     every open case in the filtered statuses, 45 columns each, before the join kept the
-    agency's few: 20-30 ms a page for a district at 1M, now 10-15 (bench/agency_pages.py)."""
+    agency's few: 20-30 ms a page for a district at 1M, now 10-16 (bench/agency_pages.py)."""
     ids = _ordered_page(select(Case.id).where(*where), shape).subquery("page_ids")
     return (
         select(*_columns(shape.dialect))
