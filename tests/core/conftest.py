@@ -1,6 +1,6 @@
 """What the migration tests share: an empty database of each kind for one test, a way to run
-synchronous work on it in one transaction, and a case written as any revision since 0006 takes
-it."""
+synchronous work on it in one transaction, and a case written in plain SQL (the revisions the
+tests start from, 0016 and 0021, take it)."""
 
 from __future__ import annotations
 
