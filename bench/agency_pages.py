@@ -1,8 +1,9 @@
 """How long agency staff wait for their lists, one request at a time, in process (bench.inprocess's
 raw ASGI calls, no server): for agencies from the smallest to the largest, the first page (no
-filter), the archive (`status=closed`), the open cases (`status=assigned&status=in_progress`)
-and the third page of the first by cursor (if the agency has one), 50 cases a page. Prints the
-median and the slowest of `--rounds` requests of each.
+filter), the same with its total (`with_total=true`), the archive (`status=closed`), the open
+cases (`status=assigned&status=in_progress`) and the third page of the first by cursor (if the
+agency has one), 50 cases a page. Prints the median and the slowest of `--rounds` requests of
+each.
 
     python -m bench.agency_pages postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_x
 
@@ -33,6 +34,7 @@ from bench.inprocess import call, in_process_settings
 
 PAGES = {
     "first page": "limit=50",
+    "with total": "limit=50&with_total=true",
     "archive": "status=closed&limit=50",
     "open": "status=assigned&status=in_progress&limit=50",
     "third page": "limit=50",  # reached by the cursors of the two before it

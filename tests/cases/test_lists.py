@@ -168,14 +168,19 @@ def test_an_agencys_pages_hold_every_case_it_was_given_in_order(client, auth, wo
     act(ids[5], "accept", krasnodar)
 
     def walk(**params) -> list[int]:
-        seen, cursor = [], None
+        """Every page's cases, having checked that the first page's total counts them."""
+        seen, cursor, total = [], None, None
         while True:
             query = {"limit": 2, **params, **({"cursor": cursor} if cursor else {})}
+            if total is None:
+                query["with_total"] = "true"
             answer = client.get("/api/v1/cases", params=query, headers=krasnodar)
             assert answer.status_code == 200, answer.text
+            total = answer.json()["total"] if total is None else total
             seen += [case["id"] for case in answer.json()["items"]]
             cursor = answer.json()["next_cursor"]
             if cursor is None:
+                assert total == len(seen), (params, total, seen)  # reads._agency_count
                 return seen
 
     given = ids[:6]

@@ -184,3 +184,30 @@ def test_an_agencys_open_cases_are_chosen_by_id_before_their_rows_are_read(clien
     # open cases cost a district 20-30 ms a page at 1M (bench/agency_pages.py).
     assert len(scans) == 2, scans
     assert ("Index Scan", "pk_case_file") in scans, scans
+
+
+def test_an_agencys_total_of_all_its_cases_reads_its_list_alone(client, auth, db, world):
+    rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
+    _intake(client, auth, "agency-total", territory_id=world.sochi.id)
+    sochi = auth.headers("agency", agency_id=world.adm_sochi.id)
+    engine = client.app.state.engine.sync_engine
+    counts: list[tuple[str, tuple]] = []
+
+    def record(conn, cursor, statement, parameters, *args):
+        if "count(" in statement.lower():
+            counts.append((statement, tuple(parameters or ())))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        answer = client.get("/api/v1/cases?with_total=true", headers=sochi)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert answer.status_code == 200 and answer.json()["total"] == 3, answer.text
+    assert len(counts) == 1, counts
+    # (Sequential scans priced out: a table of a few rows is read whole whatever is asked.)
+    plan = _plan(client, *counts[0], priced_out="seqscan")
+    scans = {n["Relation Name"]: n.get("Index Name") for n in _nodes(plan) if "Relation Name" in n}
+    # The agency's list by its index, no case read: through the access rule's EXISTS the count
+    # walked every case of the region: 83-84 ms a first page with its total for the largest
+    # agency at 1M, 11-13 ms this way (reads._agency_count).
+    assert scans == {"case_agency": "ix_case_agency_agency_created"}, scans
