@@ -110,6 +110,31 @@ async def _admin(sql: str, *args: Any) -> Any:
         await conn.close()
 
 
+# PostgreSQL's settings that bear on the figures (memory, the WAL and commits, the planner,
+# autovacuum), where something changed them from the server's built-in defaults.
+_CHANGED_SETTINGS = (
+    "SELECT name || ' = ' || current_setting(name) FROM pg_settings "
+    "WHERE category ~ '^(Resource Usage|Write-Ahead Log|Query Tuning|Autovacuum)' "
+    "AND source NOT IN ('default', 'override') AND setting IS DISTINCT FROM boot_val "
+    "ORDER BY name"
+)
+
+
+async def changed_settings(conn: asyncpg.Connection) -> list[str]:
+    """`name = value` of each setting of _CHANGED_SETTINGS as the connection sees it: a
+    machine's configuration may change them (one machine of ours ran with autovacuum off, from
+    a file in conf.d), and the runs' figures are read against them."""
+    return [row[0] for row in await conn.fetch(_CHANGED_SETTINGS)]
+
+
+async def _server_settings() -> list[str]:
+    conn = await asyncpg.connect(asyncpg_dsn(ADMIN_URL))
+    try:
+        return await changed_settings(conn)
+    finally:
+        await conn.close()
+
+
 def _app_env(url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONDESK_")}
     env["REGIONDESK_DATABASE_URL"] = url
@@ -1000,6 +1025,7 @@ def machine() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     pg = asyncio.run(_admin("SHOW server_version"))
+    changed = asyncio.run(_server_settings())
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
@@ -1017,6 +1043,9 @@ def machine() -> dict[str, str]:
         "ram": ram,
         "os": platform.platform(),
         "postgresql": pg,
+        "postgresql_settings": (
+            "default settings" if not changed else "default settings but " + ", ".join(changed)
+        ),
         "wrk": (wrk_version.stdout or wrk_version.stderr).split("\n")[0].strip(),
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
         "commit": commit + (" (with uncommitted changes)" if dirty else ""),
@@ -1069,7 +1098,7 @@ def markdown(
     lines += [
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['os']}. "
-        f"PostgreSQL {info['postgresql']} (local, default settings). {info['wrk']}.",
+        f"PostgreSQL {info['postgresql']} (local, {info['postgresql_settings']}). {info['wrk']}.",
         "",
         f"Versions: {info['versions']}. Commit {info['commit']}.",
         "",
