@@ -1,0 +1,114 @@
+"""What PostgreSQL spends on each of the queue scenario's statements, apart from everything
+around them: for each of its eight filters (bench.inprocess.QUEUE_FILTERS), the first `--pages`
+pages by cursor, as the operator asks for them in process; each page's statement is caught as
+the app sends it, then run again under EXPLAIN ANALYZE with the same parameters, and the best
+of `--repeat` execution times is printed (planning not included), with how many cases the page
+held.
+
+    python -m bench.queue_statements postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_x
+
+It tells the statements' own growth from the scenario's: two datasets' queues differ in what
+their filters find, not only in what a page costs. Run it on a copy, never a dataset template:
+like any page, each one it explains writes its record of the personal data shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+from sqlalchemy import event
+
+from app.main import create_app
+from bench.generate import asyncpg_dsn
+from bench.inprocess import LOGINS, OPEN, QUEUE_FILTERS, call, in_process_settings
+
+
+@dataclass
+class Page:
+    filter: str
+    number: int
+    cases: int
+    ms: float
+
+
+async def measure(database_url: str, pages: int, repeat: int, limit: int = 50) -> list[Page]:
+    settings = in_process_settings(database_url)
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:
+        names = {
+            r["code"]: r["id"]
+            for r in await conn.fetch(
+                "SELECT code, id FROM territory WHERE code IN ('krasnodar', 'sochi') UNION ALL "
+                "SELECT code, id FROM category WHERE code IN ('roads', 'housing_utilities')"
+            )
+        }
+        app = create_app(settings)
+        sent: list[tuple[str, tuple]] = []
+        measured = []
+        async with app.router.lifespan_context(app):
+
+            def caught(connection, cursor, statement, parameters, *args) -> None:
+                if "case_file" in statement:
+                    sent.append((statement, tuple(parameters or ())))
+
+            # Listened to, the engine sends each statement through a SQLAlchemy Connection
+            # (app.core.db._fetch_pooled): the same SQL and parameters.
+            event.listen(app.state.engine.sync_engine, "before_cursor_execute", caught)
+            form = [
+                (b"host", b"bench"),
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", str(len(LOGINS["queue"])).encode()),
+            ]
+            login = await call(app, "POST", "/api/v1/auth/token", form, LOGINS["queue"])
+            token = orjson.loads(login["body"])["access_token"]
+            headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+            for shape in QUEUE_FILTERS:
+                query = shape.format(open=OPEN, **names).replace("limit=50", f"limit={limit}")
+                cursor = None
+                for number in range(1, pages + 1):
+                    sent.clear()
+                    path = query + (f"&cursor={cursor}" if cursor else "")
+                    answer = await call(app, "GET", "/api/v1/cases", headers, query=path.encode())
+                    if answer["status"] != 200:
+                        raise SystemExit(f"{path} answered {answer['status']}: {answer['body']!r}")
+                    body = orjson.loads(answer["body"])
+                    statement, parameters = sent[-1]
+                    times = []
+                    for _ in range(repeat):
+                        plan = await conn.fetchval(
+                            f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
+                        )
+                        times.append(json.loads(plan)[0]["Execution Time"])
+                    measured.append(Page(shape, number, len(body["items"]), min(times)))
+                    cursor = body["next_cursor"]
+                    if cursor is None:
+                        break
+    finally:
+        await conn.close()
+    return measured
+
+
+def main(argv: list[str] | None = None) -> list[Page]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("database_url", help="a copy of a bench dataset (never the template)")
+    p.add_argument("--pages", type=int, default=5, help="pages of each filter (the scenario's)")
+    p.add_argument("--repeat", type=int, default=3, help="EXPLAIN ANALYZE runs of each page")
+    p.add_argument("--limit", type=int, default=50, help="cases a page (the scenario's 50)")
+    opts = p.parse_args(argv)
+    logging.disable(logging.INFO)  # the request log lines, not what this prints
+    pages = asyncio.run(measure(opts.database_url, opts.pages, opts.repeat, opts.limit))
+    print("| filter | page | cases | execution ms |")
+    print("|---|---:|---:|---:|")
+    for page in pages:
+        print(f"| `{page.filter}` | {page.number} | {page.cases} | {page.ms:.2f} |")
+    return pages
+
+
+if __name__ == "__main__":
+    main()
