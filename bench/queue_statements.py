@@ -2,8 +2,7 @@
 around them: for each of its eight filters (bench.inprocess.QUEUE_FILTERS), the first `--pages`
 pages by cursor, as the operator asks for them in process; each page's statement is caught as
 the app sends it, then run again under EXPLAIN ANALYZE with the same parameters, and the best
-of `--repeat` execution times is printed (planning not included), with how many cases the page
-held.
+of `--repeat` execution and planning times are printed, with how many cases the page held.
 
     python -m bench.queue_statements postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_x
 
@@ -35,6 +34,7 @@ class Page:
     number: int
     cases: int
     ms: float
+    planning_ms: float
 
 
 async def measure(database_url: str, pages: int, repeat: int, limit: int = 50) -> list[Page]:
@@ -79,13 +79,15 @@ async def measure(database_url: str, pages: int, repeat: int, limit: int = 50) -
                         raise SystemExit(f"{path} answered {answer['status']}: {answer['body']!r}")
                     body = orjson.loads(answer["body"])
                     statement, parameters = sent[-1]
-                    times = []
+                    times, planning = [], []
                     for _ in range(repeat):
                         plan = await conn.fetchval(
                             f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
                         )
                         times.append(json.loads(plan)[0]["Execution Time"])
-                    measured.append(Page(shape, number, len(body["items"]), min(times)))
+                        planning.append(json.loads(plan)[0]["Planning Time"])
+                    shown = len(body["items"])
+                    measured.append(Page(shape, number, shown, min(times), min(planning)))
                     cursor = body["next_cursor"]
                     if cursor is None:
                         break
@@ -103,10 +105,13 @@ def main(argv: list[str] | None = None) -> list[Page]:
     opts = p.parse_args(argv)
     logging.disable(logging.INFO)  # the request log lines, not what this prints
     pages = asyncio.run(measure(opts.database_url, opts.pages, opts.repeat, opts.limit))
-    print("| filter | page | cases | execution ms |")
-    print("|---|---:|---:|---:|")
+    print("| filter | page | cases | execution ms | planning ms |")
+    print("|---|---:|---:|---:|---:|")
     for page in pages:
-        print(f"| `{page.filter}` | {page.number} | {page.cases} | {page.ms:.2f} |")
+        print(
+            f"| `{page.filter}` | {page.number} | {page.cases} | {page.ms:.2f} "
+            f"| {page.planning_ms:.2f} |"
+        )
     return pages
 
 

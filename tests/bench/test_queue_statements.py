@@ -13,11 +13,11 @@ def test_each_filters_pages_are_explained_as_sent(generated, database_url, capsy
     firsts = [p for p in pages if p.number == 1]
     assert [p.filter for p in firsts] == list(QUEUE_FILTERS)
     for page in pages:
-        assert page.ms > 0 and 0 <= page.cases <= 2, page
+        assert page.ms > 0 and page.planning_ms > 0 and 0 <= page.cases <= 2, page
         if page.number == 2:
             first = next(p for p in firsts if p.filter == page.filter)
             assert first.cases == 2, (first, page)
     assert any(p.number == 2 for p in pages)  # the generated open cases fill some first page
     table = capsys.readouterr().out.splitlines()
-    assert table[0] == "| filter | page | cases | execution ms |"
+    assert table[0] == "| filter | page | cases | execution ms | planning ms |"
     assert len(table) == 2 + len(pages)
