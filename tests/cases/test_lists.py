@@ -189,6 +189,8 @@ def test_an_agencys_pages_hold_every_case_it_was_given_in_order(client, auth, wo
     assert walk(sort="created_at") == given
     assert walk(kind="incident", status=["assigned", "closed"]) == [ids[4], ids[3], ids[1], ids[0]]
     assert walk(status=["in_progress", "closed"], sort="created_at") == [ids[2], ids[5]]
+    assert walk(reopened="false", overdue="false") == given[::-1]  # none is, yet
+    assert walk(reopened="true") == []
     # ...pages of open cases alone keep the access rule's EXISTS: the same rows either way.
     assert walk(status=["assigned", "in_progress"]) == given[::-1]
     assert walk(status="in_progress") == [ids[5], ids[2]]
