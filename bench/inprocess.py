@@ -91,6 +91,32 @@ async def call(
     return answer
 
 
+async def queue_queries(conn: asyncpg.Connection) -> list[str]:
+    """QUEUE_FILTERS as query strings, with the ids of the territories and categories they
+    name read from the database."""
+    names = {
+        r["code"]: r["id"]
+        for r in await conn.fetch(
+            "SELECT code, id FROM territory WHERE code IN ('krasnodar', 'sochi') UNION ALL "
+            "SELECT code, id FROM category WHERE code IN ('roads', 'housing_utilities')"
+        )
+    }
+    return [shape.format(open=OPEN, **names) for shape in QUEUE_FILTERS]
+
+
+async def logged_in(app: Any, scenario: str) -> list[tuple[bytes, bytes]]:
+    """The headers of a request by the demo account of `scenario` (LOGINS), logged in through
+    the app's own token endpoint."""
+    form = [
+        (b"host", b"bench"),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", str(len(LOGINS[scenario])).encode()),
+    ]
+    login = await call(app, "POST", "/api/v1/auth/token", form, LOGINS[scenario])
+    token = orjson.loads(login["body"])["access_token"]
+    return [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+
+
 async def measure(opts: argparse.Namespace, settings: Settings) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(opts.database_url))
     try:
@@ -102,28 +128,13 @@ async def measure(opts: argparse.Namespace, settings: Settings) -> None:
                 agency,
             )
         ]
-        names = {
-            r["code"]: r["id"]
-            for r in await conn.fetch(
-                "SELECT code, id FROM territory WHERE code IN ('krasnodar', 'sochi') UNION ALL "
-                "SELECT code, id FROM category WHERE code IN ('roads', 'housing_utilities')"
-            )
-        }
+        queries = [query.encode() for query in await queue_queries(conn)]
     finally:
         await conn.close()
 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        form = [
-            (b"host", b"bench"),
-            (b"content-type", b"application/x-www-form-urlencoded"),
-            (b"content-length", str(len(LOGINS[opts.scenario])).encode()),
-        ]
-        login = await call(app, "POST", "/api/v1/auth/token", form, LOGINS[opts.scenario])
-        token = orjson.loads(login["body"])["access_token"]
-        headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
-
-        queries = [f.format(open=OPEN, **names).encode() for f in QUEUE_FILTERS]
+        headers = await logged_in(app, opts.scenario)
         turn = iter(range(1 << 62))
 
         async def client(n: int) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy import event
 
 from app.main import create_app
 from bench.generate import asyncpg_dsn
-from bench.inprocess import LOGINS, OPEN, QUEUE_FILTERS, call, in_process_settings
+from bench.inprocess import QUEUE_FILTERS, call, in_process_settings, logged_in, queue_queries
 
 
 @dataclass
@@ -41,13 +41,7 @@ async def measure(database_url: str, pages: int, repeat: int, limit: int = 50) -
     settings = in_process_settings(database_url)
     conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
     try:
-        names = {
-            r["code"]: r["id"]
-            for r in await conn.fetch(
-                "SELECT code, id FROM territory WHERE code IN ('krasnodar', 'sochi') UNION ALL "
-                "SELECT code, id FROM category WHERE code IN ('roads', 'housing_utilities')"
-            )
-        }
+        queries = await queue_queries(conn)
         app = create_app(settings)
         sent: list[tuple[str, tuple]] = []
         measured = []
@@ -60,17 +54,9 @@ async def measure(database_url: str, pages: int, repeat: int, limit: int = 50) -
             # Listened to, the engine sends each statement through a SQLAlchemy Connection
             # (app.core.db._fetch_pooled): the same SQL and parameters.
             event.listen(app.state.engine.sync_engine, "before_cursor_execute", caught)
-            form = [
-                (b"host", b"bench"),
-                (b"content-type", b"application/x-www-form-urlencoded"),
-                (b"content-length", str(len(LOGINS["queue"])).encode()),
-            ]
-            login = await call(app, "POST", "/api/v1/auth/token", form, LOGINS["queue"])
-            token = orjson.loads(login["body"])["access_token"]
-            headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
-            for shape in QUEUE_FILTERS:
-                query = shape.format(open=OPEN, **names).replace("limit=50", f"limit={limit}")
-                cursor = None
+            headers = await logged_in(app, "queue")
+            for shape, full_query in zip(QUEUE_FILTERS, queries, strict=True):
+                query, cursor = full_query.replace("limit=50", f"limit={limit}"), None
                 for number in range(1, pages + 1):
                     sent.clear()
                     path = query + (f"&cursor={cursor}" if cursor else "")
