@@ -3,6 +3,7 @@ region's production calendar (the settings fixture: Europe/Moscow, 9:00–18:00)
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,7 @@ import holidays
 import pytest
 from sqlalchemy import delete
 
+from app.core.db import RequestSession
 from app.deadlines import service
 from app.deadlines.calendar import DeadlineUnit
 from app.deadlines.models import CalendarException, DeadlinePolicy
@@ -306,3 +308,56 @@ def test_service_writes_invalidate_within_and_after_the_transaction(db, settings
     again = db.run(lambda s: service.production_calendar(s, settings))
     assert not again.is_working_day(date(2026, 6, 11))
     assert db.run(lambda s: s.get(CalendarException, date(2026, 6, 11))) is not None
+
+
+# --- what each case filed reads ---------------------------------------------------------------
+# Every case routed to an agency asks for its policy and the calendar: they come from the
+# process's cache as they are, not built again, and without making the request's session.
+
+
+def test_a_chosen_policy_is_the_caches_own_read_only_copy(db, policies):
+    wanted = {"kind": "incident", "legal_regime": None, "priority": "high", "sector_id": None}
+
+    async def twice(session):
+        first = await service.select_policy(session, **wanted)
+        return first, await service.select_policy(session, **wanted)
+
+    first, second = db.run(twice)
+    assert first is second  # the same object for every case, not a new one each time
+    assert isinstance(first, service.ActivePolicy)
+    assert (first.name, first.amount, first.unit) == ("high 4h", 4, "working_hours")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.amount = 1  # type: ignore[misc]
+    by_id = db.run(lambda s: service.select_policy(s, **wanted, policy_id=policies["pos"].id))
+    assert by_id.name == "pos 8d" and by_id is not first
+
+
+def test_the_calendar_is_built_again_only_when_its_exceptions_change(db, settings):
+    first = db.run(lambda s: service.production_calendar(s, settings))
+    assert db.run(lambda s: service.production_calendar(s, settings)) is first
+    add(db, CalendarException(day=date(2026, 6, 10), kind="holiday"))
+    changed = db.run(lambda s: service.production_calendar(s, settings))
+    assert changed is not first
+    assert first.is_working_day(date(2026, 6, 10))
+    assert not changed.is_working_day(date(2026, 6, 10))
+
+
+def test_reading_the_cached_policies_and_calendar_does_not_make_the_requests_session(
+    client, db, settings, policies
+):
+    maker = client.app.state.sessionmaker
+    wanted = {"kind": "incident", "legal_regime": None, "priority": "high", "sector_id": None}
+
+    async def warm_then_fresh():
+        warm = RequestSession(maker)
+        await service.production_calendar(warm, settings)  # loads: makes it
+        await service.select_policy(warm, **wanted)
+        await warm.end(None, None, None)
+        fresh = RequestSession(maker)
+        calendar = await service.production_calendar(fresh, settings)
+        policy = await service.select_policy(fresh, **wanted)
+        return fresh.started, calendar, policy
+
+    started, calendar, policy = client.portal.call(warm_then_fresh)
+    assert started is None  # answered from the cache: no AsyncSession made for the request
+    assert policy.name == "high 4h" and calendar.is_working_day(date(2026, 6, 11))
