@@ -205,6 +205,8 @@ async def idempotency(
             f"{KEY_HEADER}: 1 to 255 printable ASCII characters, no spaces",
             errors=[{"loc": ["header", KEY_HEADER], "msg": "invalid key", "type": "value_error"}],
         )
+    if idempotency_key is None:  # nothing to record or replay: neither path nor body is read
+        return Idempotency(session=session, key=None, method=request.method, path="", body=b"")
     return Idempotency(
         session=session,
         key=idempotency_key,
