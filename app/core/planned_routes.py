@@ -47,7 +47,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from pydantic_core import PydanticUndefined
-from starlette.datastructures import ImmutableMultiDict
+from starlette.datastructures import Headers, ImmutableMultiDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -127,7 +127,7 @@ def _read(params: tuple[Param, ...] | list[Any], received: Any) -> dict[str, Any
         values, errors = request_params_to_args(params, received)
         return None if errors else values
     values = {}
-    multi = isinstance(received, ImmutableMultiDict)
+    multi = isinstance(received, (ImmutableMultiDict, Headers))
     for p in params:
         value = received.getlist(p.key) if p.repeated and multi else received.get(p.key)
         if value is None or (p.sequence and len(value) == 0):
@@ -155,7 +155,7 @@ class Step:
     steps: tuple[Step, ...]  # its own dependencies, in order
     path_params: tuple[Param, ...] | list[Any]  # a list: FastAPI ModelFields (_params)
     query_params: tuple[Param, ...] | list[Any]
-    header_params: list[Any]  # read by request_params_to_args itself
+    header_params: tuple[Param, ...] | list[Any]
     body_params: list[Any]  # the endpoint's only
     request_names: tuple[str, ...]  # parameters given the Request itself
     scopes_name: str | None  # the SecurityScopes parameter
@@ -229,7 +229,7 @@ def plan(dependant: Dependant, name: str | None = None, *, root: bool = True) ->
         steps=tuple(plan(d, d.name, root=False) for d in dependant.dependencies),
         path_params=_params(dependant.path_params),
         query_params=_params(dependant.query_params),
-        header_params=list(dependant.header_params),
+        header_params=_params(dependant.header_params),
         body_params=list(dependant.body_params),
         request_names=requests,
         scopes_name=dependant.security_scopes_param_name,
@@ -255,8 +255,8 @@ def _parameters(step: Step, request: Request, found: list[dict[str, Any]]) -> bo
             return False
         values.update(query)
     if step.header_params:
-        headers, errors = request_params_to_args(step.header_params, request.headers)
-        if errors:
+        headers = _read(step.header_params, request.headers)
+        if headers is None:
             return False
         values.update(headers)
     found.append(values)

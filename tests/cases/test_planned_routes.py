@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import fastapi.routing
+import orjson
 import pytest
-from fastapi import Body, Cookie, Depends, FastAPI, Request, Response
+from fastapi import Body, Cookie, Depends, FastAPI, Header, Request, Response
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
@@ -268,6 +269,34 @@ def test_a_route_returning_models_keeps_fastapis_handler():
         assert test.get("/response/2").text == "3"
         assert test.get("/response/x").status_code == 422
     assert seen == ["/models/2", "/response/x"]
+
+
+def test_headers_are_read_by_the_plan_as_fastapi_reads_them():
+    """Header parameters are planned like path and query ones (FastAPI's request_params_to_args
+    cost an intake 24 µs for its one header, the plan 4): underscores read as hyphens, any
+    case, a repeated header as a list, an alias; a wrong one is FastAPI's to answer."""
+
+    async def headed(
+        x_trace_id: Annotated[str | None, Header()] = None,
+        x_tag: Annotated[list[str] | None, Header()] = None,
+        key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=5)] = None,
+    ) -> Response:
+        return Response(orjson.dumps([x_trace_id, x_tag, key]), media_type="application/json")
+
+    route = PlannedRoute("/headed", headed, methods=["GET"])
+    assert isinstance(plan(route.dependant).header_params, tuple)  # planned, not FastAPI's
+    app = FastAPI()
+    app.state.settings = Settings(_env_file=None, database_url="sqlite:///unused.db")
+    app.router.routes.append(route)
+    test = TestClient(app)
+    sent = [("X-Trace-Id", "t-1"), ("x-tag", "a"), ("X-TAG", "b"), ("idempotency-key", "k1")]
+    with solved_by_fastapi() as seen:
+        assert test.get("/headed", headers=sent).json() == ["t-1", ["a", "b"], "k1"]
+        assert test.get("/headed").json() == [None, None, None]
+        too_long = test.get("/headed", headers={"Idempotency-Key": "k" * 6})
+    assert too_long.status_code == 422
+    assert too_long.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert seen == ["/headed"]  # only the wrong one
 
 
 def test_the_cache_keys_are_fastapis(client):
