@@ -299,6 +299,24 @@ def test_headers_are_read_by_the_plan_as_fastapi_reads_them():
     assert seen == ["/headed"]  # only the wrong one
 
 
+def test_the_busiest_routes_are_matched_first(client):
+    """A request is matched against each route before its own: the queue, one case and the two
+    intakes are the first four the app tries (app.main._cases_first, the cases router's own
+    order), and the documentation still lists the cases after the routers before them."""
+    routes = []
+    for route in client.app.router.routes:  # each included router's routes as included
+        routes += getattr(route, "effective_route_contexts", lambda route=route: [route])()
+    first = [(method, route.path) for route in routes[:4] for method in sorted(route.methods)]
+    assert first == [
+        ("GET", "/api/v1/cases"),
+        ("GET", "/api/v1/cases/{case_id}"),
+        ("POST", "/api/v1/incidents"),
+        ("POST", "/api/v1/appeals"),
+    ]
+    documented = list(client.get("/openapi.json").json()["paths"])
+    assert documented.index("/api/v1/auth/token") < documented.index("/api/v1/cases")
+
+
 def test_the_cache_keys_are_fastapis(client):
     """The plan caches dependencies under FastAPI's own keys (when this FastAPI has them)."""
     models = pytest.importorskip("fastapi.dependencies.models")
