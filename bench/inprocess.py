@@ -3,14 +3,16 @@ so the figure is the app's own work, steady on a machine that other work shares.
 
     python -m bench.inprocess postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_get
     python -m bench.inprocess --scenario queue postgresql://…/regiondesk_bench_1m_get
+    python -m bench.inprocess --scenario create postgresql://…/regiondesk_bench_1m_get
 
 `get` (the default) logs in as the demo agency user of adm-krasnodar (the get scenario's
 caller) and reads random cases within that agency's reach; `queue` logs in as the operator and
-reads the first pages of the queue scenario's eight filters (bench/run.py), in turn. Requests
-go `--concurrency` at a time; it prints the process CPU time (time.process_time) per request
-of each round and the best round. Logging is set up as the
-service sets it up (JSON), written to /dev/null. Compare two branches by running it from each,
-alternately, a few times.
+reads the first pages of the queue scenario's eight filters (bench/run.py), in turn; `create`
+logs in as the incident-management client and files the create scenario's incidents
+(bench.run.incident_bodies), each with a source id of its own: it writes, so run it on a copy.
+Requests go `--concurrency` at a time; it prints the process CPU time (time.process_time) per
+request of each round and the best round. Logging is set up as the service sets it up (JSON),
+written to /dev/null. Compare two branches by running it from each, alternately, a few times.
 """
 
 # ruff: noqa: S311
@@ -33,10 +35,13 @@ from app.core.config import Settings
 from app.main import create_app
 from app.observability.logging import logging_config
 from bench.generate import asyncpg_dsn
+from bench.run import INCIDENT_CATEGORIES, INCIDENT_TERRITORIES, incident_bodies
 
 LOGINS = {
     "get": b"grant_type=password&username=krasnodar&password=demo-krasnodar-2026",
     "queue": b"grant_type=password&username=operator&password=demo-operator-2026",
+    "create": b"grant_type=client_credentials&client_id=incident-management"
+    b"&client_secret=demo-incident-secret-2026",
 }
 # The queue scenario's filters (bench/run.py, Bench.queue), {names} filled from the database.
 QUEUE_FILTERS = (
@@ -129,6 +134,12 @@ async def measure(opts: argparse.Namespace, settings: Settings) -> None:
             )
         ]
         queries = [query.encode() for query in await queue_queries(conn)]
+        categories = await conn.fetch(
+            "SELECT code, id FROM category WHERE code = ANY($1)", list(INCIDENT_CATEGORIES)
+        )
+        territories = await conn.fetch(
+            "SELECT id FROM territory WHERE code = ANY($1)", list(INCIDENT_TERRITORIES)
+        )
     finally:
         await conn.close()
 
@@ -136,16 +147,27 @@ async def measure(opts: argparse.Namespace, settings: Settings) -> None:
     async with app.router.lifespan_context(app):
         headers = await logged_in(app, opts.scenario)
         turn = iter(range(1 << 62))
+        bodies = incident_bodies(
+            {r["code"]: r["id"] for r in categories}, [r["id"] for r in territories]
+        )
+        run_id = f"inprocess-{time.time_ns()}"
+        posted = [*headers, (b"content-type", b"application/json")]
 
         async def client(n: int) -> None:
             for _ in range(n):
                 if opts.scenario == "queue":
                     query = queries[next(turn) % len(queries)]
                     answer = await call(app, "GET", "/api/v1/cases", headers, query=query)
+                elif opts.scenario == "create":
+                    k = next(turn)
+                    prefix, suffix = bodies[k % len(bodies)]
+                    body = f"{prefix}{run_id}-{k}{suffix}".encode()
+                    length = (b"content-length", str(len(body)).encode())
+                    answer = await call(app, "POST", "/api/v1/incidents", [*posted, length], body)
                 else:
                     answer = await call(app, "GET", f"/api/v1/cases/{random.choice(ids)}", headers)
-                if answer["status"] != 200:
-                    raise SystemExit(f"GET answered {answer['status']}: {answer['body'][:200]}")
+                if answer["status"] != (201 if opts.scenario == "create" else 200):
+                    raise SystemExit(f"answered {answer['status']}: {answer['body'][:200]}")
 
         each = max(1, opts.requests // opts.concurrency)
         await asyncio.gather(*(client(max(1, 200 // opts.concurrency)) for _ in range(8)))

@@ -433,6 +433,53 @@ def _fill(
         result.idle_share, result.other_share = shares["idle"], shares["other"]
 
 
+# The create scenario's incidents: six categories in four territories, routed and unrouted.
+INCIDENT_CATEGORIES = (
+    "roads.potholes",
+    "healthcare.polyclinics",
+    "energy.power_outages",
+    "housing_utilities.heating",
+    "public_amenities.yards",
+    "solid_waste.collection",
+)
+INCIDENT_TERRITORIES = ("krasnodar", "sochi", "anapa", "dinskoy")
+SOURCE_ID = "@@ID@@"
+
+
+def incident_bodies(categories: dict[str, int], territories: list[int]) -> list[tuple[str, str]]:
+    """Incidents to create, as the JSON before and after their unique source id (post_id):
+    eight varied Russian texts for each category (its code to its id) and territory, like the
+    generated ones, so that search stays fair."""
+    published = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    rng = random.Random(11)
+    bodies = []
+    for i, (code, category_id) in enumerate(sorted(categories.items())):
+        sector = code.split(".")[0]
+        for territory_id in territories:
+            for _ in range(8):
+                where = f"по ул. {rng.choice(texts.STREETS)}, {rng.randint(1, 150)}"
+                parts = [rng.choice(texts.PROBLEMS[sector]).replace("{где}", where) + "."]
+                parts += [
+                    rng.choice(texts.DETAILS).replace("{когда}", rng.choice(texts.WHEN))
+                    for _ in range(rng.choice((0, 1, 2, 3)))
+                ]
+                parts.append(rng.choice(texts.CLOSERS))
+                item = {
+                    "network": rng.choice(("vk", "telegram", "ok")),
+                    "post_url": f"https://vk.com/wall-{i}_{territory_id}",
+                    "post_id": SOURCE_ID,
+                    "author_handle": "bench_user",
+                    "published_at": published,
+                    "text": " ".join(p for p in parts if p),
+                    "category_id": category_id,
+                    "territory_id": territory_id,
+                    "reach": rng.randint(10, 50_000),
+                }
+                prefix, suffix = json.dumps(item, ensure_ascii=False).split(SOURCE_ID)
+                bodies.append((prefix, suffix))
+    return bodies
+
+
 class Bench:
     def __init__(self, opts: argparse.Namespace, url: str):
         self.opts = opts
@@ -607,46 +654,15 @@ class Bench:
         self.results.append(result)
 
     def _incident_bodies(self) -> list[tuple[str, str]]:
-        rows = self.sql(
-            "SELECT c.id, c.code FROM category c WHERE c.code IN "
-            "('roads.potholes', 'healthcare.polyclinics', 'energy.power_outages', "
-            "'housing_utilities.heating', 'public_amenities.yards', 'solid_waste.collection')"
+        categories = self.sql(
+            "SELECT code, id FROM category WHERE code = ANY($1)", list(INCIDENT_CATEGORIES)
         )
-        categories = {r["code"]: r["id"] for r in rows}
-        territories = [
-            r["id"]
-            for r in self.sql(
-                "SELECT id FROM territory WHERE code IN ('krasnodar', 'sochi', 'anapa', 'dinskoy')"
-            )
-        ]
-        published = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-        rng = random.Random(11)  # varied texts like the generated ones, so search stays fair
-        bodies = []
-        for i, (code, category_id) in enumerate(sorted(categories.items())):
-            sector = code.split(".")[0]
-            for territory_id in territories:
-                for _ in range(8):
-                    where = f"по ул. {rng.choice(texts.STREETS)}, {rng.randint(1, 150)}"
-                    parts = [rng.choice(texts.PROBLEMS[sector]).replace("{где}", where) + "."]
-                    parts += [
-                        rng.choice(texts.DETAILS).replace("{когда}", rng.choice(texts.WHEN))
-                        for _ in range(rng.choice((0, 1, 2, 3)))
-                    ]
-                    parts.append(rng.choice(texts.CLOSERS))
-                    item = {
-                        "network": rng.choice(("vk", "telegram", "ok")),
-                        "post_url": f"https://vk.com/wall-{i}_{territory_id}",
-                        "post_id": "@@ID@@",
-                        "author_handle": "bench_user",
-                        "published_at": published,
-                        "text": " ".join(p for p in parts if p),
-                        "category_id": category_id,
-                        "territory_id": territory_id,
-                        "reach": rng.randint(10, 50_000),
-                    }
-                    prefix, suffix = json.dumps(item, ensure_ascii=False).split("@@ID@@")
-                    bodies.append((prefix, suffix))
-        return bodies
+        territories = self.sql(
+            "SELECT id FROM territory WHERE code = ANY($1)", list(INCIDENT_TERRITORIES)
+        )
+        return incident_bodies(
+            {r["code"]: r["id"] for r in categories}, [r["id"] for r in territories]
+        )
 
     def create(self) -> None:
         result = Result("create", "create an incident (routing, event, outbox)")
