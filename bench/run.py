@@ -392,6 +392,15 @@ class Result:
     kb_per_answer: float | None = None  # bytes wrk read per request (headers included) / 1000
 
 
+def _short_of(share: float, target: float) -> str:
+    """A share below its target, with the digits that show it below (29.97 %, never 30.0 %)."""
+    for digits in (1, 2, 3):
+        text = f"{share:.{digits}%}"
+        if float(text[:-1]) < target * 100:
+            return text
+    return f"{share:.4%}"
+
+
 def judge(result: Result, target: Target) -> None:
     result.target = target.text
     result.target_share = target.share
@@ -400,7 +409,7 @@ def judge(result: Result, target: Target) -> None:
         return
     misses = []
     if target.share is not None and (result.share or 0) < target.share:
-        misses.append(f"share {result.share or 0:.1%} < {target.share:.0%}")
+        misses.append(f"share {_short_of(result.share or 0, target.share)} < {target.share:.0%}")
     if target.p95_ms is not None and (result.p95_ms or 1e9) > target.p95_ms:
         misses.append(f"p95 {result.p95_ms:.1f} ms > {target.p95_ms:g} ms")
     if target.p99_ms is not None and (result.p99_ms or 1e9) > target.p99_ms:

@@ -139,3 +139,19 @@ def test_the_report_says_what_the_cpu_allows_and_what_a_target_leaves():
     two = run.cpu_table([queue], cores=2, workers=2)
     # 0.8 ms of server on two cores allows 2,500/s; 1.0 ms of all allows 2,000/s: 40 %.
     assert any("| 40% (machine) | 1.333 / 1.333 |" in line for line in two)
+
+
+def test_a_missed_share_is_written_with_the_digits_that_show_it_missed():
+    result = run.Result("get", "get one case")
+    data = {
+        "rps": 1226.0,
+        "requests": 6_130,
+        "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
+        "latency_us": {"p50": 1000, "p95": 2000, "p99": 3000},
+    }
+    run._fill(result, data, 4090.0, 100.0)  # 29.976 %: "30.0 %" would read as a pass
+    run.judge(result, run.Target(share=0.30, text="≥ 30 %"))
+    assert result.misses == ["share 29.98% < 30%"]
+    run._fill(result, {**data, "rps": 1000.0}, 4090.0, 100.0)
+    run.judge(result, run.Target(share=0.30, text="≥ 30 %"))
+    assert result.misses == ["share 24.4% < 30%"]
