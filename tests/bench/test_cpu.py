@@ -117,18 +117,23 @@ def test_the_report_shows_the_cpu_of_each_measured_scenario():
     assert run.cpu_table([unmeasured], cores=2) == []
 
 
+def wrk_answer(rps: float, requests: int) -> dict:
+    """What bench/lua.py's done() prints for a run without errors."""
+    return {
+        "rps": rps,
+        "requests": requests,
+        "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
+        "latency_us": {"p50": 1000, "p95": 2000, "p99": 3000},
+    }
+
+
 def test_the_report_says_what_the_cpu_allows_and_what_a_target_leaves():
     """Against a bare endpoint of 5,000 req/s: queue's PostgreSQL fills the machine before its
     server fills its core; the target (30 %, 1,500 req/s) leaves 0.667 ms of server a
     request and 1.333 ms of all three on two cores; two workers get two cores' worth."""
     split = cpu.CpuSplit(wall=10, server=3.0, postgres=15.0, load=2.0, busy=20.0, idle=0.0)
     queue = run.Result("queue", "triage queue")
-    data = {
-        "rps": 1000.0,
-        "requests": 10_000,
-        "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
-        "latency_us": {"p50": 1000, "p95": 2000, "p99": 3000},
-    }
+    data = wrk_answer(rps=1000.0, requests=10_000)
     run._fill(queue, data, 5000.0, 100.0, split)
     run.judge(queue, run.Target(share=0.30, text="≥ 30 %"))
     one = run.cpu_table([queue], cores=2, workers=1)
@@ -143,12 +148,7 @@ def test_the_report_says_what_the_cpu_allows_and_what_a_target_leaves():
 
 def test_a_missed_share_is_written_with_the_digits_that_show_it_missed():
     result = run.Result("get", "get one case")
-    data = {
-        "rps": 1226.0,
-        "requests": 6_130,
-        "errors": {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0},
-        "latency_us": {"p50": 1000, "p95": 2000, "p99": 3000},
-    }
+    data = wrk_answer(rps=1226.0, requests=6_130)
     run._fill(result, data, 4090.0, 100.0)  # 29.976 %: "30.0 %" would read as a pass
     run.judge(result, run.Target(share=0.30, text="≥ 30 %"))
     assert result.misses == ["share 29.98% < 30%"]
