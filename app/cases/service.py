@@ -6,7 +6,7 @@ import enum
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -1007,7 +1007,10 @@ class CaseService:
         if policy is not None:
             calendar = await production_calendar(self.session, self.settings)
             case.deadline_policy_id = policy.id
-            case.due_at = due_from(calendar, policy, registered_at=registered_at, now=now)
+            # In UTC, as the case's other instants and every read's answer (the calendar
+            # counts in the region's zone, and this object answers the action as it is).
+            due_at = due_from(calendar, policy, registered_at=registered_at, now=now)
+            case.due_at = due_at.astimezone(UTC)
         return {
             "from_status": before_status,
             "to_status": CaseStatus.assigned,
@@ -1059,7 +1062,7 @@ class CaseService:
             calendar = await production_calendar(self.session, self.settings)
             new_due = due_after_interim(calendar, policy, now=utcnow())
             if new_due is not None:
-                case.due_at = new_due
+                case.due_at = new_due.astimezone(UTC)  # as the assignment's (_apply_assignment)
         self._record(
             case,
             Action.interim_answer,

@@ -70,6 +70,25 @@ def test_full_path_assign_accept_interim_close(flow, world):
     assert interim["changes"]["due_at"]["old"] is not None
 
 
+def test_due_dates_are_answered_in_utc_as_the_reads_write_them(flow, client, world):
+    """The calendar counts terms in the region's zone; an action's answer writes the due date
+    in UTC, the same text a later read of the case gives (it wrote +03:00 before)."""
+
+    def read() -> dict:
+        return client.get(f"/api/v1/cases/{flow.id}", headers=flow.operator).json()
+
+    assigned = flow.assign(world.adm_krasnodar)
+    assert assigned["due_at"].endswith("Z") and assigned["due_at"] == read()["due_at"]
+    assert flow.act("accept", flow.krasnodar).status_code == 200
+    interim = flow.act(
+        "interim-answer",
+        flow.krasnodar,
+        {"text": "Работы запланированы", "planned_date": "2026-12-15"},
+    ).json()
+    assert interim["due_at"].endswith("Z") and interim["due_at"] == read()["due_at"]
+    assert interim["due_at"] > assigned["due_at"]
+
+
 def test_every_event_records_statuses_agencies_and_actor(flow, world):
     flow.assign(world.adm_krasnodar)
     flow.assign(world.adm_sochi)  # reassign
