@@ -724,7 +724,8 @@ class CaseService:
             if policy is not None:
                 calendar = await production_calendar(self.session, self.settings)
                 columns["deadline_policy_id"] = policy.id
-                due_at = due_from(calendar, policy, registered_at=now, now=now)
+                # in UTC, as an assignment by hand (_apply_assignment) and its event
+                due_at = due_from(calendar, policy, registered_at=now, now=now).astimezone(UTC)
             columns.update(
                 status=CaseStatus.assigned.value,
                 agency_id=agency_id,

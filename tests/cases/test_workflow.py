@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cases.conftest import incident
+from app.routing.engine import invalidate_rules
+from tests.cases.conftest import incident, rule
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_full_path_assign_accept_interim_close(flow, world):
     assert interim["changes"]["due_at"]["old"] is not None
 
 
-def test_due_dates_are_answered_in_utc_as_the_reads_write_them(flow, client, world):
+def test_due_dates_are_answered_in_utc_as_the_reads_write_them(flow, client, db, world):
     """The calendar counts terms in the region's zone; an action's answer writes the due date
     in UTC, the same text a later read of the case gives (it wrote +03:00 before)."""
 
@@ -87,6 +88,19 @@ def test_due_dates_are_answered_in_utc_as_the_reads_write_them(flow, client, wor
     ).json()
     assert interim["due_at"].endswith("Z") and interim["due_at"] == read()["due_at"]
     assert interim["due_at"] > assigned["due_at"]
+    # Routed at intake or assigned by hand, the assignment's event writes it in UTC too.
+    rule(db, category_ids=[world.roads.id], agency_id=world.adm_krasnodar.id)
+    invalidate_rules()  # written directly, as a script would: the cache reads it again
+    routed = incident(n="routed-utc", category_id=world.potholes.id)
+    routed = client.post("/api/v1/incidents", json=routed, headers=flow.operator).json()
+    assert routed["status"] == "assigned" and routed["due_at"].endswith("Z")
+    assignments = [
+        event["data"]["due_at"]
+        for case_id in (flow.id, routed["id"])
+        for event in client.get(f"/api/v1/cases/{case_id}/events", headers=flow.operator).json()
+        if event["action"] == "assign"
+    ]
+    assert len(assignments) == 2 and all(due.endswith("+00:00") for due in assignments)
 
 
 def test_every_event_records_statuses_agencies_and_actor(flow, world):
