@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -21,6 +22,7 @@ from app.core.docs_ui import install_docs
 from app.core.errors import install_error_handlers
 from app.core.limits import RATE_HEADERS, install_limits
 from app.core.schemas import refuse_nul_in_query
+from app.deadlines.calendar import preload as preload_calendar
 from app.deadlines.router import router as deadlines_router
 from app.health.router import router as health_router
 from app.observability.logging import lean_records
@@ -82,9 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.env is Environment.production:
             lean_records()
         if settings.env is not Environment.test:
-            # What start-up built (modules, models, routes, the OpenAPI schema) lives as long as
-            # the process: moved out of the collector's generations, the full collections that
-            # requests trigger no longer walk it (shorter pauses, a lower latency tail).
+            preload_calendar(datetime.now(UTC).date())
+            # What start-up built (modules, models, routes, the OpenAPI schema, the calendar's
+            # tables) lives as long as the process: moved out of the collector's generations,
+            # the full collections that requests trigger no longer walk it (shorter pauses, a
+            # lower latency tail).
             gc.collect()
             gc.freeze()
         try:
