@@ -22,6 +22,16 @@ from app.main import create_app
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _settings(tmp_path: Path, env: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        env=env,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/s.db",
+        secret_key="a-secret-long-enough-for-production-checks-0123456789",
+        cors_origins=[],
+    )
+
+
 @pytest.fixture
 def unfrozen():
     gc.unfreeze()
@@ -35,14 +45,7 @@ def test_a_serving_process_moves_its_start_up_objects_out_of_the_collector(
 ):
     # Full collections then skip the long-lived objects: the latency tail under load halved
     # (docs/benchmarks.md). Test processes build many apps and keep nothing frozen.
-    settings = Settings(
-        _env_file=None,
-        env=env,
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/s.db",
-        secret_key="a-secret-long-enough-for-production-checks-0123456789",
-        cors_origins=[],
-    )
-    with TestClient(create_app(settings)):
+    with TestClient(create_app(_settings(tmp_path, env))):
         assert (gc.get_freeze_count() > 0) is frozen
 
 
@@ -53,14 +56,7 @@ def test_a_serving_process_builds_the_holiday_tables_before_its_first_deadline(
     # The first holidays.RU loads every country's module of the library (8 MB): at start-up,
     # frozen with the rest, not in the first routed intake's answer (94-96 ms against 39-42).
     calendar._ru_year.cache_clear()
-    settings = Settings(
-        _env_file=None,
-        env=env,
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/s.db",
-        secret_key="a-secret-long-enough-for-production-checks-0123456789",
-        cors_origins=[],
-    )
-    with TestClient(create_app(settings)):
+    with TestClient(create_app(_settings(tmp_path, env))):
         assert calendar._ru_year.cache_info().currsize == built
         year = datetime.now(UTC).year
         calendar._ru_year(year), calendar._ru_year(year + 1)
