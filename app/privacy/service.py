@@ -1,4 +1,5 @@
-"""Personal data under 152-ФЗ: who read it (recorded per case) and how long it is kept."""
+"""Personal data under 152-ФЗ: who read it (a record per read, naming its cases) and how long
+it is kept."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     event,
+    exists,
     false,
     func,
     insert,
@@ -23,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,7 +38,7 @@ from app.cases.schemas import PERSONAL_FIELDS
 from app.core.pagination import count_of
 from app.core.schemas import PageParams
 from app.core.types import utcnow
-from app.privacy.models import PersonalDataAccess
+from app.privacy.models import CaseIds, PersonalDataAccess
 from app.privacy.schemas import PersonalDataAccessPage, PersonalDataAccessRead
 
 ERASE_CHUNK = 1000
@@ -61,23 +65,27 @@ def record_reads(
     session: AsyncSession, principal: Principal, cases: Iterable[Case | Mapping], via: str
 ) -> None:
     """Note that a person was shown these cases' personal data (objects, or mappings of their
-    fields). Written when the request's transaction commits (one statement for a whole page),
-    so a read that fails to commit is not recorded and a recorded one did happen."""
+    fields): one record naming those of them that hold any. Written when the request's
+    transaction commits (one statement for all of a request's records), so a read that fails
+    to commit is not recorded and a recorded one did happen."""
     if not _is_person(principal):
         return
-    now = utcnow()
-    pending = session.sync_session.info.setdefault(_PENDING, [])
-    pending.extend(
+    case_ids = sorted(
+        case["id"] if isinstance(case, Mapping) else case.id
+        for case in cases
+        if has_personal_data(case)
+    )
+    if not case_ids:
+        return
+    session.sync_session.info.setdefault(_PENDING, []).append(
         {
-            "case_id": case["id"] if isinstance(case, Mapping) else case.id,
+            "case_ids": case_ids,
             "actor": principal.subject,
             "actor_name": principal.name,
             "actor_role": principal.role.value,
             "via": via,
-            "at": now,
+            "at": utcnow(),
         }
-        for case in cases
-        if has_personal_data(case)
     )
 
 
@@ -92,13 +100,14 @@ class ReadFilters:
     at_to: datetime | None = None
 
 
-def reads_selected(filters: ReadFilters) -> Select:
+def reads_selected(filters: ReadFilters, dialect: str) -> Select:
     """The records the filters select, newest first: a walk back along an index whatever the
-    record's size (a case's, an actor's, or the whole record's in time order)."""
+    record's size (an actor's, or the whole record's in time order); a case's records are
+    found by the GIN index of their cases on PostgreSQL, by reading the lists on SQLite."""
     table = PersonalDataAccess
     stmt = select(table)
     if filters.case_id is not None:
-        stmt = stmt.where(table.case_id == filters.case_id)
+        stmt = stmt.where(_names_case(table.case_ids, filters.case_id, dialect))
     if filters.actor is not None:
         stmt = stmt.where(table.actor == filters.actor)
     if filters.at_from is not None:
@@ -108,12 +117,19 @@ def reads_selected(filters: ReadFilters) -> Select:
     return stmt.order_by(table.at.desc(), table.id.desc())
 
 
+def _names_case(case_ids, case_id: int, dialect: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":  # `@>`, which the GIN index answers
+        return case_ids.contains(cast(array([case_id]), CaseIds))
+    listed = func.json_each(case_ids).table_valued("value")
+    return exists(select(literal(1)).select_from(listed).where(listed.c.value == case_id))
+
+
 async def list_reads(
     session: AsyncSession, filters: ReadFilters, page: PageParams, *, with_total: bool
 ) -> PersonalDataAccessPage:
     """A page of the record, newest first, one row past the page to tell whether there is a
     next one. Counted only when asked."""
-    stmt = reads_selected(filters)
+    stmt = reads_selected(filters, session.bind.dialect.name)
     total = None
     if with_total:
         total = (await session.exec(count_of(stmt))).scalar_one()
@@ -149,20 +165,25 @@ def shows_personal_data(columns) -> ColumnElement[bool]:
 
 
 def reads_recorded(shown, via: str) -> Insert:
-    """An INSERT of the reads of the cases `shown` selects (a CTE or subquery with the case's
-    id and personal columns) that hold personal data, for a WITH clause. The reader and the
-    time are bind parameters: pass reader_values(principal)."""
+    """An INSERT of the record of the cases `shown` selects (a CTE or subquery with the case's
+    id and personal columns), naming those that hold personal data, for a WITH clause; none
+    when none do. The reader and the time are bind parameters: pass
+    reader_values(principal)."""
     table = PersonalDataAccess.__table__
-    rows = select(
-        shown.c.id,
-        bindparam("reader", type_=table.c.actor.type),
-        bindparam("reader_name", type_=table.c.actor_name.type),
-        bindparam("reader_role", type_=table.c.actor_role.type),
-        literal(via, table.c.via.type),
-        bindparam("read_at", type_=table.c.at.type),
-    ).where(shows_personal_data(shown.c))
+    record = (
+        select(
+            bindparam("reader", type_=table.c.actor.type),
+            bindparam("reader_name", type_=table.c.actor_name.type),
+            bindparam("reader_role", type_=table.c.actor_role.type),
+            literal(via, table.c.via.type),
+            bindparam("read_at", type_=table.c.at.type),
+            func.array_agg(aggregate_order_by(shown.c.id, shown.c.id)),
+        )
+        .where(shows_personal_data(shown.c))
+        .having(func.count() > 0)
+    )
     return insert(table).from_select(
-        ["case_id", "actor", "actor_name", "actor_role", "via", "at"], rows
+        ["actor", "actor_name", "actor_role", "via", "at", "case_ids"], record
     )
 
 
@@ -202,23 +223,30 @@ def _with_personal_data():
 
 
 async def record_export(session: AsyncSession, principal: Principal, cases: Select) -> None:
-    """One statement for an export of any size: every exported case with personal data.
-    `cases` selects the exported cases' ids (Case.id as its only column)."""
+    """One record for an export of any size, naming every exported case with personal data,
+    made in one statement. `cases` selects the exported cases' ids (Case.id as its only
+    column)."""
     if not _is_person(principal):
         return
     ids = cases.where(_with_personal_data()).subquery()
-    row = select(
-        ids.c.id,
+    if session.bind.dialect.name == "postgresql":
+        listed = func.array_agg(aggregate_order_by(ids.c.id, ids.c.id))
+    else:
+        ordered = select(ids.c.id).order_by(ids.c.id).subquery()
+        ids, listed = ordered, func.json_group_array(ordered.c.id)
+    table = PersonalDataAccess.__table__
+    record = select(
         literal(principal.subject),
         literal(principal.name),
         literal(principal.role.value),
         literal("export"),
-        literal(utcnow(), PersonalDataAccess.__table__.c.at.type),
-    )
-    table = PersonalDataAccess.__table__
+        literal(utcnow(), table.c.at.type),
+        listed,
+    ).having(func.count() > 0)
     await session.execute(
         insert(table).from_select(
-            ["case_id", "actor", "actor_name", "actor_role", "via", "at"], row
+            ["actor", "actor_name", "actor_role", "via", "at", "case_ids"],
+            record.select_from(ids),
         )
     )
 

@@ -194,7 +194,8 @@ def test_an_agencys_total_of_all_its_cases_reads_its_list_alone(client, auth, db
     counts: list[tuple[str, tuple]] = []
 
     def record(conn, cursor, statement, parameters, *args):
-        if "count(" in statement.lower():
+        # (the page's own statement counts too: the cases its record names)
+        if "count(" in statement.lower() and "personal_data_access" not in statement:
             counts.append((statement, tuple(parameters or ())))
 
     event.listen(engine, "before_cursor_execute", record)

@@ -15,10 +15,12 @@ from app.privacy.service import ReadFilters, erase_expired, reads_selected
 from tests.cases.conftest import appeal, incident, rule
 
 
-def _reads(db) -> list[tuple]:
+def _records(db) -> list[tuple]:
+    """The records in order: (case ids, actor, role, via)."""
+
     async def work(session):
         stmt = select(
-            PersonalDataAccess.case_id,
+            PersonalDataAccess.case_ids,
             PersonalDataAccess.actor,
             PersonalDataAccess.actor_role,
             PersonalDataAccess.via,
@@ -26,6 +28,11 @@ def _reads(db) -> list[tuple]:
         return [tuple(r) for r in await session.execute(stmt)]
 
     return db.run(work)
+
+
+def _reads(db) -> list[tuple]:
+    """Each case of each record: (case id, actor, role, via)."""
+    return [(case_id, *rest) for case_ids, *rest in _records(db) for case_id in case_ids]
 
 
 @pytest.fixture
@@ -59,12 +66,13 @@ def test_lists_record_each_case_whose_personal_data_they_show(client, auth, pos,
         json={k: v for k, v in incident(n=3).items() if k != "author_handle"},
         headers=auth.headers("operator"),
     ).json()
-    before = len(_reads(db))  # the operator's own intake answer showed nothing personal
+    before = len(_records(db))  # the operator's own intake answer showed nothing personal
     page = client.get("/api/v1/cases", headers=auth.headers("operator")).json()
     assert len(page["items"]) == 3
-    listed = [r for r in _reads(db)[before:] if r[3] == "list"]
-    assert sorted(r[0] for r in listed) == sorted([first["id"], second["id"]])
-    assert no_author["id"] not in [r[0] for r in listed]
+    listed = [r for r in _records(db)[before:] if r[3] == "list"]
+    # one record for the page, naming the cases on it that show personal data
+    assert [r[0] for r in listed] == [sorted([first["id"], second["id"]])]
+    assert no_author["id"] not in listed[0][0]
 
 
 def test_no_record_where_no_personal_data_is_shown(client, auth, pos, db, world):
@@ -103,7 +111,7 @@ def test_admins_read_the_record_others_cannot(client, auth, pos, db, world):
     assert page.status_code == 200
     body = page.json()
     assert body["total"] is None and body["next_offset"] is None  # counted only when asked
-    assert len(body["items"]) == 1 and body["items"][0]["case_id"] == case["id"]
+    assert len(body["items"]) == 1 and body["items"][0]["case_ids"] == [case["id"]]
     assert body["items"][0]["actor_role"] == "operator" and body["items"][0]["via"] == "read"
     assert "applicant_name" not in body["items"][0]
     for role in ("operator", "analyst", "agency", "integration"):
@@ -111,12 +119,32 @@ def test_admins_read_the_record_others_cannot(client, auth, pos, db, world):
         assert denied.status_code == 403, role
 
 
+def test_a_cases_records_include_the_pages_that_showed_it(client, auth, pos, db, world):
+    first = _submit_appeal(client, pos, n=1)
+    second = _submit_appeal(client, pos, n=2)
+    third = _submit_appeal(client, pos, n=3)
+    operator, admin = auth.headers("operator"), auth.headers("admin")
+    shown = client.get("/api/v1/cases?limit=2", headers=operator).json()["items"]
+    assert [c["id"] for c in shown] == [third["id"], second["id"]]
+    client.get(f"/api/v1/cases/{second['id']}", headers=operator)
+
+    def records(case_id):
+        response = client.get(f"/api/v1/audit/personal-data?case_id={case_id}", headers=admin)
+        assert response.status_code == 200, response.text
+        return [(r["case_ids"], r["via"]) for r in response.json()["items"]]
+
+    page = sorted([second["id"], third["id"]])
+    assert records(second["id"]) == [([second["id"]], "read"), (page, "list")]
+    assert records(third["id"]) == [(page, "list")]
+    assert records(first["id"]) == []  # never shown to a person
+
+
 def test_the_record_pages_newest_first_and_is_counted_only_when_asked(client, auth, pos, db):
     cases = [_submit_appeal(client, pos, n=n) for n in range(1, 6)]
     operator, admin = auth.headers("operator"), auth.headers("admin")
     for case in cases:
         assert client.get(f"/api/v1/cases/{case['id']}", headers=operator).status_code == 200
-    newest_first = [c["id"] for c in reversed(cases)]
+    newest_first = [[c["id"]] for c in reversed(cases)]
 
     def page(**params):
         response = client.get("/api/v1/audit/personal-data", params=params, headers=admin)
@@ -124,18 +152,19 @@ def test_the_record_pages_newest_first_and_is_counted_only_when_asked(client, au
         return response.json()
 
     first = page(limit=2)
-    assert [r["case_id"] for r in first["items"]] == newest_first[:2]
+    assert [r["case_ids"] for r in first["items"]] == newest_first[:2]
     assert first["total"] is None and first["next_offset"] == 2
     second = page(limit=2, offset=first["next_offset"], with_total="true")
-    assert [r["case_id"] for r in second["items"]] == newest_first[2:4]
+    assert [r["case_ids"] for r in second["items"]] == newest_first[2:4]
     assert second["total"] == 5 and second["next_offset"] == 4
     last = page(limit=2, offset=4)
-    assert [r["case_id"] for r in last["items"]] == newest_first[4:] and last["next_offset"] is None
+    assert [r["case_ids"] for r in last["items"]] == newest_first[4:]
+    assert last["next_offset"] is None
 
     times = [r["at"] for r in first["items"] + second["items"] + last["items"]]
     assert times == sorted(times, reverse=True)
     period = page(at_from=times[3], at_to=times[1], with_total="true")  # [4th newest, 2nd)
-    assert {r["case_id"] for r in period["items"]} <= set(newest_first[1:4])
+    assert all(r["case_ids"] in newest_first[1:4] for r in period["items"])
     assert period["total"] == len(period["items"]) >= 1
     actor = first["items"][0]["actor"]
     assert page(actor=actor, with_total="true")["total"] == 5
@@ -153,27 +182,41 @@ def test_the_record_pages_newest_first_and_is_counted_only_when_asked(client, au
     assert [e["loc"] for e in refused.json()["errors"]] == [["query", "with_total"]]
 
 
+def _plan(db, filters: ReadFilters) -> str:
+    stmt = reads_selected(filters, "postgresql").limit(51).offset(0)
+    sql = str(
+        stmt.compile(
+            dialect=db.client.app.state.engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+    )
+
+    async def plan(session):
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
+        return [row[0] for row in await session.execute(text(f"EXPLAIN {sql}"))]
+
+    return "\n".join(db.run(plan))
+
+
 def test_the_whole_record_and_a_period_of_it_are_read_along_an_index(db):
-    """The record grows by a row per case shown; its list, unfiltered or over a period, walks
-    back along (at, id) and sorts nothing (before 0019: the whole table read and sorted)."""
+    """The record grows by a row per read; its list, unfiltered or over a period, walks back
+    along (at, id) and sorts nothing (before 0019: the whole table read and sorted)."""
     if db.dialect != "postgresql":
         pytest.skip("the plan is PostgreSQL's")
     now = utcnow()
     for filters in (ReadFilters(), ReadFilters(at_from=now - timedelta(days=7), at_to=now)):
-        stmt = reads_selected(filters).limit(51).offset(0)
-        sql = str(
-            stmt.compile(
-                dialect=db.client.app.state.engine.dialect, compile_kwargs={"literal_binds": True}
-            )
-        )
-
-        async def plan(session, sql=sql):
-            await session.execute(text("SET LOCAL enable_seqscan = off"))
-            return [row[0] for row in await session.execute(text(f"EXPLAIN {sql}"))]
-
-        lines = "\n".join(db.run(plan))
+        lines = _plan(db, filters)
         assert "ix_personal_data_access_at_id" in lines, lines
         assert "Sort" not in lines, lines
+
+
+def test_a_cases_records_are_found_by_the_index_of_their_cases(db):
+    """A record names its cases in an array; a case's records come from its GIN index (0023),
+    not from reading every record."""
+    if db.dialect != "postgresql":
+        pytest.skip("the plan is PostgreSQL's")
+    lines = _plan(db, ReadFilters(case_id=42))
+    assert "ix_personal_data_access_case_ids" in lines, lines
+    assert "case_ids @> " in lines, lines
 
 
 def _close(client, auth, pos, db, world, n):

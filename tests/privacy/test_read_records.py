@@ -14,10 +14,12 @@ from tests.cases.conftest import appeal, incident
 
 
 def _recorded(db) -> list[tuple[int, str]]:
-    stmt = select(PersonalDataAccess.case_id, PersonalDataAccess.via).order_by(
+    """Each case of each record, in the records' order: (case id, via)."""
+    stmt = select(PersonalDataAccess.case_ids, PersonalDataAccess.via).order_by(
         PersonalDataAccess.id
     )
-    return db.run(lambda session: _all(session, stmt))
+    records = db.run(lambda session: _all(session, stmt))
+    return [(case_id, via) for case_ids, via in records for case_id in case_ids]
 
 
 async def _all(session, stmt):
