@@ -888,6 +888,8 @@ class CaseService:
             sort=sort,
             cursor=None if cursor is None else "value" if value is not None else "null",
             recorded=in_statement,
+            # a search page's statement holds its size (reads._limit)
+            limit=limit if dialect == "postgresql" and "q" in values else None,
         )
         page, count = reads.page(shape, values.get("q"))
         params |= {f"f_{name}": v for name, v in values.items()}

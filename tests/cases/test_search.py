@@ -201,9 +201,35 @@ def test_the_search_words_are_parsed_once_per_statement():
         sort="-created_at",
         cursor=None,
         recorded=True,
+        limit=20,
     )
     for stmt in reads.page(shape):  # the page (walk and fallback), and its count
         sql = str(stmt.compile(dialect=postgresql.dialect()))
         calls = sql.count("websearch_to_tsquery(")
         assert calls >= 1
         assert sql.count("(SELECT websearch_to_tsquery(") == calls, sql
+
+
+def test_a_search_page_holds_its_limits_in_its_text():
+    # Bound, `LIMIT $1` is priced as a tenth of the rows in a generic plan: every search page
+    # was planned anew for its parameters. Written in, the page's generic plan is the walk.
+    from sqlalchemy.dialects import postgresql
+
+    shape = reads.PageShape(
+        dialect="postgresql",
+        rule="all",
+        given=frozenset({"q"}),
+        overdue=None,
+        reopened=None,
+        statuses_open=True,
+        sort="-created_at",
+        cursor="value",
+        recorded=True,
+        limit=20,
+    )
+    page, _ = reads.page(shape)
+    compiled = page.compile(dialect=postgresql.dialect())
+    assert "LIMIT 21" in compiled.string and f"LIMIT {reads.SEARCH_WALK}" in compiled.string
+    assert not {"page_limit", "search_walk"} & set(compiled.binds), sorted(compiled.binds)
+    shape = reads.PageShape(**{**shape.__dict__, "limit": 50})
+    assert "LIMIT 51" in str(reads.page(shape)[0].compile(dialect=postgresql.dialect()))
