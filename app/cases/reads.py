@@ -154,7 +154,7 @@ def _limit(n: int) -> Any:
     """A row limit written into the statement, not bound. A prepared statement is planned for
     its parameters (a custom plan) until a plan made without them (a generic plan) looks no
     dearer, and PostgreSQL prices `LIMIT $1` in a generic plan as a tenth of the rows: every
-    search page was planned anew (1.2-1.5 ms of PostgreSQL's 3-5 ms for a page, EXPLAIN
+    search page was planned anew (0.6-1.5 ms of PostgreSQL's 1.3-5.1 ms for a page, EXPLAIN
     ANALYZE at 1M; pg_prepared_statements: custom plans only). With its limits in the text it
     runs a generic plan after five pages, the same walk (the statement fixes its shape: the
     walk, the one-time filters, the fallback behind OFFSET 0). Queue pages keep a bound
