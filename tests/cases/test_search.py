@@ -4,6 +4,8 @@ holds exactly what case_file does."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
 
@@ -185,26 +187,35 @@ def test_search_pages_are_the_same_by_walk_and_by_index(client, auth, world, wal
         assert _pages(client, agency, limit, q="яма") == reach
 
 
+def _search_shape(**changes) -> reads.PageShape:
+    """A search page's shape on PostgreSQL, for a person (recorded), 20 a page."""
+    shape = {
+        "dialect": "postgresql",
+        "rule": "all",
+        "given": frozenset({"q"}),
+        "overdue": None,
+        "reopened": None,
+        "statuses_open": False,
+        "sort": "-created_at",
+        "cursor": None,
+        "recorded": True,
+        "limit": 20,
+    }
+    return reads.PageShape(**(shape | changes))
+
+
+def _sql(stmt) -> Any:
+    from sqlalchemy.dialects import postgresql
+
+    return stmt.compile(dialect=postgresql.dialect())
+
+
 def test_the_search_words_are_parsed_once_per_statement():
     # websearch_to_tsquery(...) is only stable: in a generic plan (a prepared statement's,
     # after five runs) PostgreSQL called it again for every case a page tested. As a scalar
     # subquery it runs once (an InitPlan), its result a parameter, also to the GIN index.
-    from sqlalchemy.dialects import postgresql
-
-    shape = reads.PageShape(
-        dialect="postgresql",
-        rule="all",
-        given=frozenset({"q"}),
-        overdue=None,
-        reopened=None,
-        statuses_open=False,
-        sort="-created_at",
-        cursor=None,
-        recorded=True,
-        limit=20,
-    )
-    for stmt in reads.page(shape):  # the page (walk and fallback), and its count
-        sql = str(stmt.compile(dialect=postgresql.dialect()))
+    for stmt in reads.page(_search_shape()):  # the page (walk and fallback), and its count
+        sql = str(_sql(stmt))
         calls = sql.count("websearch_to_tsquery(")
         assert calls >= 1
         assert sql.count("(SELECT websearch_to_tsquery(") == calls, sql
@@ -213,23 +224,8 @@ def test_the_search_words_are_parsed_once_per_statement():
 def test_a_search_page_holds_its_limits_in_its_text():
     # Bound, `LIMIT $1` is priced as a tenth of the rows in a generic plan: every search page
     # was planned anew for its parameters. Written in, the page's generic plan is the walk.
-    from sqlalchemy.dialects import postgresql
-
-    shape = reads.PageShape(
-        dialect="postgresql",
-        rule="all",
-        given=frozenset({"q"}),
-        overdue=None,
-        reopened=None,
-        statuses_open=True,
-        sort="-created_at",
-        cursor="value",
-        recorded=True,
-        limit=20,
-    )
-    page, _ = reads.page(shape)
-    compiled = page.compile(dialect=postgresql.dialect())
+    page, _ = reads.page(_search_shape(statuses_open=True, cursor="value"))
+    compiled = _sql(page)
     assert "LIMIT 21" in compiled.string and f"LIMIT {reads.SEARCH_WALK}" in compiled.string
     assert not {"page_limit", "search_walk"} & set(compiled.binds), sorted(compiled.binds)
-    shape = reads.PageShape(**{**shape.__dict__, "limit": 50})
-    assert "LIMIT 51" in str(reads.page(shape)[0].compile(dialect=postgresql.dialect()))
+    assert "LIMIT 51" in str(_sql(reads.page(_search_shape(limit=50))[0]))
