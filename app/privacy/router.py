@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from app.auth.deps import requires
 from app.core.db import SessionDep
-from app.core.schemas import IdFilter, PageParams, page_params
+from app.core.schemas import MAX_ID, PageParams, page_params
 from app.privacy.schemas import PersonalDataAccessPage
 from app.privacy.service import ReadFilters, list_reads
 
@@ -26,7 +26,10 @@ async def personal_data_reads(
     _: Auditor,
     session: SessionDep,
     page: Annotated[PageParams, Depends(page_params)],
-    case_id: IdFilter = None,
+    case_id: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ID, description="The reads that showed this case (among others)"),
+    ] = None,
     actor: Annotated[str | None, Query(max_length=64, description="e.g. user:12")] = None,
     at_from: datetime | None = None,
     at_to: datetime | None = None,
