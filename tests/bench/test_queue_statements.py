@@ -21,3 +21,40 @@ def test_each_filters_pages_are_explained_as_sent(generated, database_url, capsy
     table = capsys.readouterr().out.splitlines()
     assert table[0] == "| filter | page | cases | execution ms | planning ms |"
     assert len(table) == 2 + len(pages)
+
+
+def test_each_statement_is_timed_planned_each_run_and_with_one_plan(
+    generated, database_url, capsys
+):
+    args = [database_url, "--pages", "1", "--repeat", "1", "--limit", "2"]
+    before = _records(database_url)
+    queue_statements.main(args)
+    explained = _records(database_url) - before  # the pages' and their EXPLAIN ANALYZEs'
+    capsys.readouterr()
+    pages = queue_statements.main([*args, "--plans", "--runs", "2"])
+    assert len(pages) == len(QUEUE_FILTERS)
+    for page in pages:
+        assert page.custom_ms is not None and page.custom_ms > 0, page
+        assert page.generic_ms is None or page.generic_ms > 0, page
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].endswith("| planned each run, ms | one plan without values, ms |")
+    assert all(line.count("|") == 8 for line in table)
+    # The prepared runs are rolled back: they record nothing more.
+    assert _records(database_url) == before + 2 * explained
+
+
+def _records(database_url: str) -> int:
+    import asyncio
+
+    import asyncpg
+
+    from bench.generate import asyncpg_dsn
+
+    async def count() -> int:
+        conn = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            return await conn.fetchval("SELECT count(*) FROM personal_data_access")
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
