@@ -4,7 +4,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
-from fastapi.routing import APIRoute
 from pydantic import AwareDatetime
 
 from app.auth.deps import Principal, requires
@@ -307,7 +306,7 @@ def _batch_body(outcomes) -> bytes:
     return orjson.dumps(result, option=orjson.OPT_UTC_Z)
 
 
-class _OneBatchAtATime(APIRoute):
+class _OneBatchAtATime(PlannedRoute):
     """A worker takes a few batches at a time (REGIONDESK_BATCH_CONCURRENCY, 2 by default:
     while one batch waits for PostgreSQL — its COPYs and commit, most of its time — the next
     one's Python runs; more than two add memory, not speed, on one thread), and a batch waits
@@ -355,15 +354,15 @@ def _kind_routes(kind: CaseKind, path: str, create_model: type, batch_model: typ
         session: SessionDep,
         settings: SettingsDep,
         batch: Annotated[batch_model, Body()],
-        response: Response,
         idempotency: IdempotencyDep,
-    ):
+    ) -> Response:
         if (replay := await idempotency.start(principal.subject)) is not None:
             return replay
         service = _service(session, settings, principal)
         body = _batch_body(await service.submit_many(batch.items, create_model))
-        idempotency.remember(response, 200, body)
-        return Response(content=body, media_type="application/json")
+        answer = Response(content=body, media_type=JSON)
+        idempotency.remember(answer, 200, body)
+        return answer
 
     async def list_kind(
         principal: Reader,
