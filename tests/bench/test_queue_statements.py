@@ -3,7 +3,12 @@ it, page after page by cursor, with how many cases each page held."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
+
 from bench import queue_statements
+from bench.generate import asyncpg_dsn
 from bench.inprocess import QUEUE_FILTERS
 
 
@@ -44,11 +49,7 @@ def test_each_statement_is_timed_planned_each_run_and_with_one_plan(
 
 
 def _records(database_url: str) -> int:
-    import asyncio
-
-    import asyncpg
-
-    from bench.generate import asyncpg_dsn
+    """The personal-data access records in the database (one per page that showed some)."""
 
     async def count() -> int:
         conn = await asyncpg.connect(asyncpg_dsn(database_url))
