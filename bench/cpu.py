@@ -5,7 +5,10 @@ wrk, PostgreSQL and the server share the same cores, so a scenario's requests/s 
 what each of them spends per request. `CpuMeter` reads, at the start and at the end of the
 run, the CPU time (user + system, from /proc) of:
 
-- the server: its process and every process below it (uvicorn's workers);
+- the server: its process and every process below it (uvicorn's workers); and also the time
+  their threads were ready to run but waited for a core (/proc's schedstat, the kernel's run
+  delay): on a machine that PostgreSQL and wrk share, a server that waits is slowed by them,
+  not by its own code;
 - PostgreSQL: every process named `postgres` (its connections' backends, and the background
   writer, WAL writer, autovacuum and checkpointer, which work for the same requests; and
   whatever else the same server does meanwhile, for any database: keep it otherwise idle);
@@ -39,6 +42,23 @@ def process_seconds(pid: int) -> float | None:
     # the command name, field 2, is in parentheses and may hold spaces: split after it
     fields = raw[raw.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15)
+
+
+def waited_seconds(pid: int) -> float | None:
+    """Seconds the threads of one process spent ready to run but waiting for a core (the
+    second field of each thread's /proc schedstat), None when it is gone or not told."""
+    total, found = 0, False
+    try:
+        threads = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return None
+    for thread in threads:
+        try:
+            total += int((thread / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        found = True
+    return total / 1e9 if found else None
 
 
 def tree(pid: int) -> list[int]:
@@ -87,6 +107,15 @@ def _times(pids: list[int]) -> dict[int, float]:
     return times
 
 
+def _waits(pids: list[int]) -> dict[int, float]:
+    waits = {}
+    for pid in pids:
+        seconds = waited_seconds(pid)
+        if seconds is not None:
+            waits[pid] = seconds
+    return waits
+
+
 def _spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
@@ -120,6 +149,7 @@ class CpuSplit:
     load: float  # the load generator (wrk)
     busy: float  # the whole machine
     idle: float
+    server_waited: float = 0.0  # the server's threads ready to run, waiting for a core
 
     @property
     def other(self) -> float:
@@ -133,6 +163,7 @@ class CpuSplit:
             "server": 1000 * self.server / requests,
             "postgres": 1000 * self.postgres / requests,
             "wrk": 1000 * self.load / requests,
+            "server_waited": 1000 * self.server_waited / requests,
         }
 
     def shares(self) -> dict[str, float]:
@@ -151,15 +182,19 @@ class CpuMeter:
         self.postgres_name = postgres_name
         self.split: CpuSplit | None = None
 
-    def _snapshot(self) -> tuple[float, dict[int, float], dict[int, float], float, float, float]:
+    def _snapshot(
+        self,
+    ) -> tuple[float, dict[int, float], dict[int, float], float, float, float, dict[int, float]]:
         busy, idle = machine_seconds()
+        server = tree(self.server_pid)
         return (
             time.monotonic(),
-            _times(tree(self.server_pid)),
+            _times(server),
             _times(named(self.postgres_name)),
             _children_seconds(),
             busy,
             idle,
+            _waits(server),
         )
 
     def __enter__(self) -> CpuMeter:
@@ -170,8 +205,8 @@ class CpuMeter:
         if self._start is None:
             return
         end = self._snapshot()
-        t0, server0, pg0, load0, busy0, idle0 = self._start
-        t1, server1, pg1, load1, busy1, idle1 = end
+        t0, server0, pg0, load0, busy0, idle0, waited0 = self._start
+        t1, server1, pg1, load1, busy1, idle1, waited1 = end
         self.split = CpuSplit(
             wall=t1 - t0,
             server=_spent(server0, server1),
@@ -179,4 +214,5 @@ class CpuMeter:
             load=load1 - load0,
             busy=busy1 - busy0,
             idle=idle1 - idle0,
+            server_waited=_spent(waited0, waited1),
         )

@@ -582,7 +582,8 @@ class Bench:
             f"{result.name}: {result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
             f"p99 {result.p99_ms:.1f} ms, errors {result.errors}, RSS {result.peak_rss_mb:.0f} MB"
             + (
-                f"; CPU per request: server {cpu['server']:.3f} ms, PostgreSQL "
+                f"; CPU per request: server {cpu['server']:.3f} ms (waited for a core "
+                f"{cpu['server_waited']:.3f} ms), PostgreSQL "
                 f"{cpu['postgres']:.3f} ms, wrk {cpu['wrk']:.3f} ms, idle {result.idle_share:.0%}"
                 if cpu
                 else ""
@@ -1154,15 +1155,17 @@ def cpu_table(results: list[Result], cores: int, workers: int = 1) -> list[str]:
         "Where the CPU went during each measured run, in CPU milliseconds per request: the "
         "server's process, every PostgreSQL process, wrk; and the share of the machine's CPU "
         "time left idle or spent by other work (bench/cpu.py). The three share the same cores; "
+        "*server waited* is the time the server was ready to run but waited for a core (the "
+        "kernel's run delay), in milliseconds per request: what sharing them cost it. "
         "*kB an answer* is what wrk read per request, headers included. "
         f"*CPU allows* is the share of bare that this CPU per request permits at most: "
         f"{server_cores} core(s) for the server's {workers} worker(s), {cores} for all three "
         "together, whichever is reached first (named). *Target's budget* is the CPU per "
         "request a share target leaves: server, then all three.",
         "",
-        "| scenario | kB an answer | server ms | PostgreSQL ms | wrk ms | idle | other work "
-        "| CPU allows | target's budget ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | kB an answer | server ms | server waited ms | PostgreSQL ms | wrk ms | idle "
+        "| other work | CPU allows | target's budget ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in measured:
         cpu = r.cpu_ms or {}
@@ -1181,8 +1184,10 @@ def cpu_table(results: list[Result], cores: int, workers: int = 1) -> list[str]:
                 wanted = r.target_share * bare_rps
                 budget = f"{server_cores * 1000 / wanted:.3f} / {cores * 1000 / wanted:.3f}"
         size = "—" if r.kb_per_answer is None else f"{r.kb_per_answer:.1f}"
+        waited = cpu.get("server_waited")  # not in results written before it was measured
+        waited_text = "—" if waited is None else f"{waited:.3f}"
         lines.append(
-            f"| {name} | {size} | {cpu['server']:.3f} | {cpu['postgres']:.3f} | "
+            f"| {name} | {size} | {cpu['server']:.3f} | {waited_text} | {cpu['postgres']:.3f} | "
             f"{cpu['wrk']:.3f} | {r.idle_share or 0:.0%} | {r.other_share or 0:.0%} | "
             f"{allows} | {budget} |"
         )

@@ -105,16 +105,54 @@ def test_the_report_shows_the_cpu_of_each_measured_scenario():
         "latency_us": {"p50": 1000, "p95": 2000, "p99": 3000},
     }
     run._fill(get, data, 5000.0, 100.0, split)
-    assert get.cpu_ms == {"server": 0.8, "postgres": 0.4, "wrk": 0.2}
+    assert get.cpu_ms == {"server": 0.8, "postgres": 0.4, "wrk": 0.2, "server_waited": 0.0}
     assert get.idle_share == pytest.approx(0.2)
     assert get.other_share == pytest.approx(0.1)  # 16 busy - 14 of ours, of 20
     unmeasured = run.Result("webhooks", "webhook worker deliveries")
     lines = run.cpu_table([get, unmeasured], cores=2)
     # 1,000 req/s at 20 % of bare; 0.8 ms of server a request allows 1,250/s on one core, and
     # 1.4 ms of all three allows 1,429/s on two: the server's core is reached first, at 25 %.
-    assert "| get | 2.5 | 0.800 | 0.400 | 0.200 | 20% | 10% | 25% (server) | — |" in lines
+    assert "| get | 2.5 | 0.800 | 0.000 | 0.400 | 0.200 | 20% | 10% | 25% (server) | — |" in lines
     assert not any("webhooks" in line for line in lines)
     assert run.cpu_table([unmeasured], cores=2) == []
+
+
+@pytest.mark.skipif(
+    not Path(f"/proc/{os.getpid()}/schedstat").exists(), reason="the kernel's run delay"
+)
+def test_the_time_the_server_waited_for_a_core_is_measured():
+    """A server and a load generator pinned to one core take turns: each waits for it about
+    as long as it runs. The server's wait is told apart from its CPU."""
+    core = {min(os.sched_getaffinity(0))}
+
+    def pinned() -> None:
+        os.sched_setaffinity(0, core)
+
+    server = subprocess.Popen(_busy(30), preexec_fn=pinned)
+    try:
+        time.sleep(0.2)
+        with cpu.CpuMeter(server.pid) as meter:
+            subprocess.run(_busy(1.0), check=True, preexec_fn=pinned)
+        split = meter.split
+    finally:
+        server.kill()
+        server.wait()
+    assert split is not None
+    assert split.server_waited >= 0.3  # about 1 s: it ran half the time
+    assert split.server_waited + split.server == pytest.approx(split.wall, rel=0.25)
+    assert split.per_request_ms(10)["server_waited"] == pytest.approx(100 * split.server_waited)
+    with cpu.CpuMeter(os.getpid()) as alone:  # sleeping is not waiting for a core
+        time.sleep(0.5)
+    assert alone.split is not None and alone.split.server_waited < 0.1
+    assert cpu.waited_seconds(2**22 + 12345) is None  # no such process
+
+
+def test_a_report_written_before_the_wait_was_measured_shows_a_dash():
+    get = run.Result("get", "get one case by id")
+    run._fill(get, wrk_answer(rps=1000.0, requests=10_000), 5000.0, 100.0)
+    get.cpu_ms = {"server": 0.8, "postgres": 0.4, "wrk": 0.2}  # an earlier run's JSON
+    lines = run.cpu_table([get], cores=2)
+    assert any(line.startswith("| get | — | 0.800 | — | 0.400 |") for line in lines)
 
 
 def wrk_answer(rps: float, requests: int) -> dict:
@@ -138,7 +176,10 @@ def test_the_report_says_what_the_cpu_allows_and_what_a_target_leaves():
     run.judge(queue, run.Target(share=0.30, text="≥ 30 %"))
     one = run.cpu_table([queue], cores=2, workers=1)
     # 0.3 ms of server allows 3,333/s; 0.3 + 1.5 + 0.2 = 2.0 ms of all allows 1,000/s: 20 %.
-    assert "| queue | — | 0.300 | 1.500 | 0.200 | 0% | 0% | 20% (machine) | 0.667 / 1.333 |" in one
+    assert (
+        "| queue | — | 0.300 | 0.000 | 1.500 | 0.200 | 0% | 0% | 20% (machine) | 0.667 / 1.333 |"
+        in one
+    )
     split = cpu.CpuSplit(wall=10, server=8.0, postgres=1.0, load=1.0, busy=10.0, idle=10.0)
     run._fill(queue, data, 5000.0, 100.0, split)
     two = run.cpu_table([queue], cores=2, workers=2)
