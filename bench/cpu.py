@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,22 +99,18 @@ def machine_seconds() -> tuple[float, float]:
     return busy / TICK, idle / TICK
 
 
+def _read(pids: list[int], reading: Callable[[int], float | None]) -> dict[int, float]:
+    """A reading of each process that is still there."""
+    found = {}
+    for pid in pids:
+        seconds = reading(pid)
+        if seconds is not None:
+            found[pid] = seconds
+    return found
+
+
 def _times(pids: list[int]) -> dict[int, float]:
-    times = {}
-    for pid in pids:
-        seconds = process_seconds(pid)
-        if seconds is not None:
-            times[pid] = seconds
-    return times
-
-
-def _waits(pids: list[int]) -> dict[int, float]:
-    waits = {}
-    for pid in pids:
-        seconds = waited_seconds(pid)
-        if seconds is not None:
-            waits[pid] = seconds
-    return waits
+    return _read(pids, process_seconds)
 
 
 def _spent(before: dict[int, float], after: dict[int, float]) -> float:
@@ -194,7 +191,7 @@ class CpuMeter:
             _children_seconds(),
             busy,
             idle,
-            _waits(server),
+            _read(server, waited_seconds),
         )
 
     def __enter__(self) -> CpuMeter:
