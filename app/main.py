@@ -18,6 +18,7 @@ from app.cases.router import router as cases_router
 from app.core.callers import TokenSubjects
 from app.core.config import Environment, Settings, get_settings
 from app.core.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from app.core.dispatch import HotRoutes
 from app.core.docs_ui import install_docs
 from app.core.errors import install_error_handlers
 from app.core.limits import RATE_HEADERS, install_limits
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.batch_gate = asyncio.Semaphore(settings.batch_concurrency)
     callers = TokenSubjects(settings)
+    # first, so innermost: between the app's middleware and FastAPI's own layers
+    app.add_middleware(HotRoutes, fastapi_app=app)
     install_limits(app, settings, callers)  # inside CORS, so 413/429 answers carry its headers
     if settings.cors_origins:
         app.add_middleware(

@@ -64,3 +64,33 @@ def appeal(**kw) -> dict:
         "text": "Нет горячей воды третью неделю",
         **kw,
     }
+
+
+@pytest.fixture
+def cases(client, auth, db, world):
+    """A case of Sochi's administration (an appeal, with personal data), one of Krasnodar's (an
+    incident) and the accounts that read them."""
+    rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
+    rule(
+        db,
+        name="Краснодар",
+        territory_ids=[world.krasnodar.id],
+        agency_id=world.adm_krasnodar.id,
+        position=20,
+    )
+    pos = auth.headers("integration", source="pos")
+    sochi = client.post("/api/v1/appeals", json=appeal(territory_id=world.sochi.id), headers=pos)
+    social = auth.headers("integration", source="incident-management")
+    krasnodar = client.post(
+        "/api/v1/incidents", json=incident(territory_id=world.krasnodar.id), headers=social
+    )
+    assert sochi.status_code == krasnodar.status_code == 201
+    return {
+        "sochi": sochi.json()["id"],
+        "krasnodar": krasnodar.json()["id"],
+        "operator": auth.headers("operator"),
+        "analyst": auth.headers("analyst"),
+        "sochi_agency": auth.headers("agency", agency_id=world.adm_sochi.id),
+        "pos": pos,
+        "social": social,
+    }
