@@ -6,6 +6,7 @@ same conditions: one after the other, or both at once.
 
     python -m bench.instructions postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_x
     python -m bench.instructions --scenario queue postgresql://…
+    python -m bench.instructions --scenario create postgresql://…   (writes: on a copy)
 
 It runs `bench.inprocess` (the same requests, the same app settings) twice under
 `valgrind --tool=callgrind`, with `--small` and with `--large` requests, and divides the
@@ -55,7 +56,7 @@ def count(database_url: str, scenario: str, requests: int, out: Path) -> int:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("database_url", help="a copy of a bench dataset (never the template)")
-    p.add_argument("--scenario", choices=("get", "queue"), default="get")
+    p.add_argument("--scenario", choices=("get", "queue", "create"), default="get")
     p.add_argument("--small", type=int, default=200, help="requests of the first run")
     p.add_argument("--large", type=int, default=1000, help="requests of the second run")
     p.add_argument("--keep", type=Path, help="keep the two callgrind files in this folder")

@@ -21,6 +21,20 @@ def test_the_two_runs_difference_is_divided_by_their_requests(monkeypatch, capsy
     assert capsys.readouterr().out.startswith("queue: 1,100 instructions per request")
 
 
+def test_creates_are_counted_too(monkeypatch, capsys):
+    runs = []
+
+    def count(url, scenario, requests, out):
+        runs.append((scenario, requests))
+        return 7_000_000 + 2_000 * requests
+
+    monkeypatch.setattr(instructions, "count", count)
+    monkeypatch.setattr(instructions.shutil, "which", lambda _: "/usr/bin/valgrind")
+    instructions.main(["postgresql://x/y", "--scenario", "create", "--small", "8"])
+    assert runs == [("create", 8), ("create", 1000)]
+    assert capsys.readouterr().out.startswith("create: 2,000 instructions per request")
+
+
 @pytest.mark.parametrize("sizes", [["--small", "800", "--large", "800"], ["--small", "100"]])
 def test_sizes_that_cannot_be_compared_are_refused(monkeypatch, sizes):
     monkeypatch.setattr(instructions.shutil, "which", lambda _: "/usr/bin/valgrind")
