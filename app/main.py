@@ -14,6 +14,7 @@ from starlette.datastructures import State
 
 from app.accounts.router import router as accounts_router
 from app.auth.router import router as auth_router
+from app.cases.router import BUSIEST
 from app.cases.router import router as cases_router
 from app.core.callers import TokenSubjects
 from app.core.config import Environment, Settings, get_settings
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.batch_gate = asyncio.Semaphore(settings.batch_concurrency)
     callers = TokenSubjects(settings)
     # first, so innermost: between the app's middleware and FastAPI's own layers
-    app.add_middleware(HotRoutes, fastapi_app=app)
+    app.add_middleware(HotRoutes, fastapi_app=app, count=len(BUSIEST))
     install_limits(app, settings, callers)  # inside CORS, so 413/429 answers carry its headers
     if settings.cors_origins:
         app.add_middleware(

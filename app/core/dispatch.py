@@ -10,7 +10,7 @@ On one case by id, going past them takes 15 % of the request's instructions off 
 (bench.instructions: 1,004,816 → 856,787 a get; docs/benchmarks.md).
 
 `HotRoutes` sits just inside the application's own middleware. A request for one of the first
-routes FastAPI tries (the cases router's busiest four, app/cases/router.py `_BUSIEST`: the
+routes FastAPI tries (the cases router's busiest four, app/cases/router.py `BUSIEST`: the
 queue, one case, the two intakes) is matched by FastAPI's own matching of that route
 (`_EffectiveRouteContext.matches`) and given to it with the scope FastAPI would have built:
 the router, the included router and the route's context, its path parameters, the route, the
@@ -54,8 +54,6 @@ try:  # the private parts of FastAPI's routing that its router uses to hand a re
 except ImportError:  # pragma: no cover - another FastAPI: every request goes the usual way
     _IncludedRouter = None
 
-HOT_ROUTES = 4  # the cases router's busiest routes, first in FastAPI's order (_BUSIEST)
-
 
 @dataclass(frozen=True, slots=True)
 class Hot:
@@ -69,9 +67,10 @@ class Hot:
 
 class HotRoutes:
     """ASGI middleware; add it before any other, so that it is the innermost and its `app` is
-    FastAPI's exception middleware."""
+    FastAPI's exception middleware. `count`: how many of the first included router's leading
+    routes are dispatched directly."""
 
-    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI, count: int = HOT_ROUTES) -> None:
+    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI, count: int) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
         self.count = count
