@@ -110,7 +110,7 @@ class HotRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.fastapi_app.state.settings.planned_routes:
-            for hot in self._plan if self._plan is not None else self.plan():
+            for hot in self.plan():
                 match, child_scope = hot.context.matches(scope)
                 if match is Match.FULL:
                     await self._dispatch(hot, child_scope, scope, receive, send)
