@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.core.config import Settings
+from app.core.greenlets import spawn
 
 # Constraint names are stable across SQLite and PostgreSQL, so migrations can refer to them.
 SQLModel.metadata.naming_convention = {
@@ -243,7 +243,8 @@ async def _fetch_pooled(
     """The rows of a reading (or single writing) statement built once, run in autocommit on
     a connection taken from the engine's pool and put back at once, with no SQLAlchemy
     Connection around it: one greenlet round to take the pooled connection, one to return
-    it (the pool's own checks, a pre-ping, a recycle, stay as they are), and none of the
+    it, both on kept greenlets (app/core/greenlets.py; the pool's own checks, a pre-ping, a
+    recycle, stay as they are), and none of the
     Connection's construction, isolation-level switch and events. Outside a transaction
     asyncpg's statements commit by themselves, whatever the adapter's isolation level, and
     the adapter has begun none on a connection just taken from the pool.
@@ -259,27 +260,27 @@ async def _fetch_pooled(
     if sql is None:
         return None
     args = _arguments(names, bound, processors, params)
-    pooled = await greenlet_spawn(sync_engine.raw_connection)
+    pooled = await spawn(sync_engine.raw_connection)
     adapter = pooled.dbapi_connection
     try:
         if adapter._started:  # never on a connection the pool handed out; kept safe anyway
-            await greenlet_spawn(adapter.rollback)
+            await spawn(adapter.rollback)
         async with adapter._execute_mutex:
             rows = await adapter._connection.fetch(sql, *args)
     except Exception as error:
 
         async def invalidate() -> None:
-            await greenlet_spawn(pooled.invalidate)
+            await spawn(pooled.invalidate)
 
         try:
             failure = await _as_sqlalchemy_error(invalidate, dialect, adapter, error, sql)
         finally:
-            await asyncio.shield(greenlet_spawn(pooled.close))
+            await asyncio.shield(spawn(pooled.close))
         raise failure from error
     except BaseException:  # cancelled: the connection goes back all the same
-        await asyncio.shield(greenlet_spawn(pooled.close))
+        await asyncio.shield(spawn(pooled.close))
         raise
-    await greenlet_spawn(pooled.close)
+    await spawn(pooled.close)
     return rows
 
 
