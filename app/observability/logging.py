@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,28 +37,117 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and k[0] != "_"}
 
 
+def _json_entry(
+    created: float, level: str, logger: str, message: str, request_id: Any, extras: dict
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    if request_id:
+        entry["request_id"] = request_id
+    entry.update(extras)
+    return entry
+
+
+def _json_text(entry: dict[str, Any]) -> str:
+    return orjson.dumps(entry, default=str).decode()
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message, request_id, the record's extras
     and, for errors, the traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        request_id = getattr(record, "request_id", None)
-        if request_id:
-            entry["request_id"] = request_id
-        entry.update(_extras(record))
+        entry = _json_entry(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            getattr(record, "request_id", None),
+            _extras(record),
+        )
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exc"] = record.exc_text
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(entry, default=str).decode()
+        return _json_text(entry)
+
+
+class DirectLine:
+    """The one line of a logger's INFO record, written straight to the service's own handler
+    when nothing else would see the record: what `logger.info(message, extra=fields)` writes,
+    the same text, without the LogRecord, the filters and the formatter's look-ups around it.
+
+    The access log writes a record for every request, and through `logging` that took about
+    20 µs of CPU (a record, the walk to the root's handler, the filter, the JSON formatter
+    finding the extras among the record's thirty attributes), against 5 µs written straight
+    (timeit, 50,000 each): a twentieth of a get's CPU. Whenever the setup is not the service's
+    own (any other handler or filter on the way, the text format, a handler of another
+    class), `line` is False and the caller logs through `logging` as before, so whatever an
+    operator configures there sees every record. Checked at each line: a handler added while
+    the service runs is seen at once."""
+
+    __slots__ = ("logger",)
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def handler(self) -> logging.StreamHandler | None:
+        """The only handler an INFO record of the logger would reach, if it is the service's
+        own: a plain StreamHandler with the JSON formatter, at most the request-id filter, at
+        INFO or below, and the logger with no filter of its own."""
+        logger = self.logger
+        if logger.filters or logger.disabled:
+            return None
+        found = None
+        node: logging.Logger | None = logger
+        while node is not None:
+            for handler in node.handlers:
+                if found is not None:
+                    return None
+                found = handler
+            node = node.parent if node.propagate else None
+        if (
+            found is None  # logging's last resort, which prints messages alone
+            or type(found) is not logging.StreamHandler
+            or type(found.formatter) is not JsonFormatter
+            or found.level > logging.INFO
+            or any(type(f) is not RequestIdFilter for f in found.filters)
+        ):
+            return None
+        return found
+
+    def line(self, message: str, request_id: str, fields: dict[str, Any]) -> bool:
+        """Writes the line of `logger.info(message, extra={"request_id": request_id,
+        **fields})` when the setup is the service's own (True; a failed write is reported by
+        the handler, as its emit would); False: log it through `logging`. `fields` must not
+        name a LogRecord attribute (makeRecord refuses those)."""
+        handler = self.handler()
+        if handler is None:
+            return False
+        level = logging.getLevelName(logging.INFO)  # a renamed level is written renamed
+        entry = _json_entry(time.time(), level, self.logger.name, message, request_id, fields)
+        text = _json_text(entry) + handler.terminator
+        try:
+            with handler.lock:  # as the handler's emit and flush hold it
+                stream = handler.stream
+                stream.write(text)
+                if hasattr(stream, "flush"):
+                    stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # as the handler's emit would: reported by logging, not raised
+            logger, extra = self.logger, {"request_id": request_id, **fields}
+            record = logger.makeRecord(
+                logger.name, logging.INFO, "", 0, message, (), None, None, extra
+            )
+            handler.handleError(record)
+        return True
 
 
 class TextFormatter(logging.Formatter):

@@ -17,10 +17,12 @@ from app.core.config import Environment, Settings
 from app.core.docs_ui import DOCS_PAGES, STATIC_PREFIX
 from app.core.errors import internal_error
 from app.core.security_headers import SecurityHeaders
+from app.observability.logging import DirectLine
 from app.observability.metrics import HttpMetrics, Scraper, route_label
 from app.observability.request_id import accepted_or_new, request_id_var
 
 access_log = logging.getLogger("regiondesk.access")
+_access_line = DirectLine(access_log)
 
 
 class ObservabilityMiddleware:
@@ -93,19 +95,23 @@ class ObservabilityMiddleware:
     def _log(self, scope, route, status, seconds, authorization, request_id) -> None:
         # Never the query string (search terms, names) nor any header value but the subject.
         ms = round(seconds * 1000, 2)
+        method, path = scope["method"], scope["path"]
         fields = {
-            "method": scope["method"],
-            "path": scope["path"],
+            "method": method,
+            "path": path,
             "route": route,
             "status": status,
             "duration_ms": ms,
-            "request_id": request_id,
         }
         if authorization is not None and status != 401:
             subject = self.subjects.subject(authorization)
             if subject:
                 fields["subject"] = subject
-        access_log.info("%s %s %s %sms", scope["method"], scope["path"], status, ms, extra=fields)
+        # Straight to the service's own handler when nothing else would see the record
+        # (app.observability.logging.DirectLine), else through logging.
+        if not _access_line.line(f"{method} {path} {status} {ms}ms", request_id, fields):
+            fields["request_id"] = request_id
+            access_log.info("%s %s %s %sms", method, path, status, ms, extra=fields)
 
 
 def install_observability(app: FastAPI, settings: Settings, subjects: TokenSubjects) -> None:
