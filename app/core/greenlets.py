@@ -53,7 +53,7 @@ class _Returned:
 def _serve(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     """A kept greenlet's life: call the function handed over, hand back what came of it,
     wait for the next. GreenletExit (the greenlet collected while it waited) ends it."""
-    parent = getcurrent().parent
+    me = getcurrent()
     while True:
         try:
             returned = _Returned(fn(*args), None)
@@ -62,7 +62,7 @@ def _serve(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         except BaseException as error:  # the caller raises it, as greenlet_spawn would
             returned = _Returned(None, error)
         fn = args = None  # type: ignore[assignment]  # held by nothing while parked
-        fn, args = parent.switch(returned)
+        fn, args = me.parent.switch(returned)  # the parent is the latest caller
 
 
 class _Idle(threading.local):
@@ -78,7 +78,12 @@ async def spawn(fn: Callable[..., T], *args: Any) -> T:
     `sqlalchemy.util.greenlet_spawn(fn, *args)` does, on a kept greenlet."""
     caller = getcurrent()
     idle = _idle.greenlets
-    worker = idle.pop() if idle else _Kept(_serve, caller)
+    if idle:
+        worker = idle.pop()
+        if worker.parent is not caller:  # only if called from a greenlet, not the event loop
+            worker.parent = caller
+    else:
+        worker = _Kept(_serve, caller)
     worker.gr_context = caller.gr_context
     # A switch raises only if the greenlet itself ended (it hands back every error of `fn`),
     # and such a greenlet is not kept.

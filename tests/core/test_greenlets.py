@@ -7,7 +7,7 @@ import contextvars
 import threading
 
 import pytest
-from greenlet import getcurrent
+from greenlet import getcurrent, greenlet
 from sqlalchemy.util import await_only
 
 from app.core import greenlets
@@ -142,3 +142,21 @@ def test_each_thread_keeps_its_own_greenlets():
     assert ran_on["here"][0] is ran_on["here"][1]
     assert ran_on["there"][0] is ran_on["there"][1]
     assert ran_on["there"][0] is not ran_on["here"][0]
+
+
+def test_a_caller_that_is_itself_a_greenlet_gets_the_answer():
+    """The function's greenlet switches back to whoever called, as with greenlet_spawn, even
+    a kept greenlet made under the event loop and now called from another greenlet."""
+    asyncio.run(spawn(getcurrent))  # one greenlet kept, the event loop's its parent
+
+    def drive():
+        call = spawn(getcurrent)
+        try:
+            call.send(None)
+        except StopIteration as done:
+            return done.value
+        raise AssertionError("the function did not await")
+
+    caller = greenlet(drive)
+    ran_on = caller.switch()
+    assert ran_on is not caller and ran_on.parent is caller
