@@ -61,7 +61,7 @@ def _serve(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
             raise
         except BaseException as error:  # the caller raises it, as greenlet_spawn would
             returned = _Returned(None, error)
-        fn = args = None  # type: ignore[assignment]  # held by nothing while parked
+        del fn, args  # held by nothing while parked
         fn, args = me.parent.switch(returned)  # the parent is the latest caller
 
 
@@ -98,7 +98,8 @@ async def spawn(fn: Callable[..., T], *args: Any) -> T:
     worker.gr_context = None  # holds no request's context while parked
     if len(idle) < KEPT:
         idle.append(worker)
-    if result.error is not None:
-        error, result.error = result.error, None
+    value, error = result.value, result.error
+    result.value = result.error = None  # the parked greenlet still holds `result`
+    if error is not None:
         raise error
-    return result.value
+    return value

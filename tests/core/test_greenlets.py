@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import weakref
 
 import pytest
 from greenlet import getcurrent, greenlet
@@ -160,3 +161,19 @@ def test_a_caller_that_is_itself_a_greenlet_gets_the_answer():
     caller = greenlet(drive)
     ran_on = caller.switch()
     assert ran_on is not caller and ran_on.parent is caller
+
+
+def test_a_parked_greenlet_holds_nothing_of_its_last_call():
+    class Thing:
+        pass
+
+    def make(argument):
+        return Thing()
+
+    async def call():
+        argument = Thing()
+        return weakref.ref(await spawn(make, argument)), weakref.ref(argument)
+
+    made, given = asyncio.run(call())
+    assert greenlets._idle.greenlets  # kept, parked
+    assert made() is None and given() is None  # its result and arguments let go
