@@ -244,8 +244,8 @@ async def _fetch_pooled(
     a connection taken from the engine's pool and put back at once, with no SQLAlchemy
     Connection around it: one greenlet round to take the pooled connection, one to return
     it, both on kept greenlets (app/core/greenlets.py; the pool's own checks, a pre-ping, a
-    recycle, stay as they are), and none of the
-    Connection's construction, isolation-level switch and events. Outside a transaction
+    recycle, stay as they are), and none of the Connection's construction, isolation-level
+    switch and events. Outside a transaction
     asyncpg's statements commit by themselves, whatever the adapter's isolation level, and
     the adapter has begun none on a connection just taken from the pool.
 
