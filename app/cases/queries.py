@@ -255,5 +255,10 @@ def seek(sort: str, value: Any, last_id: Any, *, null_tail: bool) -> ColumnEleme
     past_value = column < value if descending else column > value
     clause = or_(past_value, and_(column == value, past_id))
     if column is Case.due_at:
-        clause = or_(clause, column.is_(None))
-    return clause
+        return or_(clause, column.is_(None))
+    # The same rows, with a bound an index can start from: PostgreSQL takes the OR above as a
+    # filter only, so each page walked the order's index from its first entry, past every
+    # case of the pages before (the fifth page of a filter read five pages' cases, each one a
+    # heap row, most of them outside the buffer cache at 10M cases).
+    bound = column <= value if descending else column >= value
+    return and_(bound, clause)

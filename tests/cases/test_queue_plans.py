@@ -212,3 +212,30 @@ def test_an_agencys_total_of_all_its_cases_reads_its_list_alone(client, auth, db
     # walked every case of the region: 83-84 ms a first page with its total for the largest
     # agency at 1M, 11-13 ms this way (reads._agency_count).
     assert scans == {"case_agency": "ix_case_agency_agency_created"}, scans
+
+
+@pytest.mark.parametrize(
+    ("query", "column"),
+    [
+        ("status=new&status=returned&limit=2&sort=-created_at", "created_at"),
+        (f"{OPEN}&limit=2&sort=created_at", "created_at"),
+        (f"{OPEN}&limit=2&sort=-updated_at&territory_id={{sochi}}", "updated_at"),
+    ],
+)
+def test_a_page_after_a_cursor_starts_at_the_cursor_in_the_index(
+    client, auth, world, query, column
+):
+    _intake(client, auth, f"seek-{column}-{len(query)}", territory_id=world.sochi.id)
+    operator = auth.headers("operator")
+    path = "/api/v1/cases?" + query.format(sochi=world.sochi.id)
+    first = client.get(path, headers=operator).json()
+    assert first["next_cursor"], first
+    sql, parameters = _sent_page(client, f"{path}&cursor={first['next_cursor']}", operator)
+    plan = _plan(client, sql, parameters)
+    page = next((n for n in _nodes(plan) if n.get("Subplan Name") == "CTE page"), plan)
+    (scan,) = [n for n in _nodes(page) if n.get("Relation Name") == "case_file"]
+    # The index is entered at the cursor: its bound is an index condition. As a filter only
+    # (the seek's OR), each page walked the index from its first entry, past every case of
+    # the pages before, and the fifth page of a filter read five pages' cases.
+    bound = "<=" if "sort=-" in query else ">="
+    assert f"{column} {bound}" in scan.get("Index Cond", ""), scan
