@@ -112,12 +112,34 @@ def connections_made():
         Connection.__init__ = init
 
 
+@contextmanager
+def sqlalchemy_greenlets_made():
+    """Each greenlet SQLAlchemy's greenlet_spawn makes (app.core.greenlets keeps its own)."""
+    from sqlalchemy.util import _concurrency_py3k
+
+    made: list[str] = []
+    kind = _concurrency_py3k._AsyncIoGreenlet
+    init = kind.__init__
+
+    def counted(self, fn, driver):
+        made.append(getattr(fn, "__qualname__", repr(fn)))
+        init(self, fn, driver)
+
+    kind.__init__ = counted
+    try:
+        yield made
+    finally:
+        kind.__init__ = init
+
+
 def test_reads_and_a_create_go_to_the_driver_without_a_sqlalchemy_connection(
     client, auth, db, world
 ):
     """A statement that is a request's whole unit of work takes the pool's connection and gives
     it back, with no SQLAlchemy Connection built, switched to autocommit and back around it
-    (app.core.db._fetch_pooled): a tenth of a read's instructions."""
+    (app.core.db._fetch_pooled): a tenth of a read's instructions. The pool's checkout and
+    return run on greenlets kept from earlier requests (app.core.greenlets): SQLAlchemy's
+    greenlet_spawn would make two new ones a request."""
     if db.dialect != "postgresql":
         pytest.skip("SQLite reads and writes in the request's transaction")
     rule(db, category_ids=[world.roads.id], agency_id=world.adm_krasnodar.id)
@@ -132,7 +154,11 @@ def test_reads_and_a_create_go_to_the_driver_without_a_sqlalchemy_connection(
     assert client.get("/api/v1/cases?limit=2", headers=operator).status_code == 200
     engine = client.app.state.engine
     body = incident(n="driver", category_id=world.potholes.id)
-    with connections_made() as made, checkouts(engine) as taken:
+    with (
+        connections_made() as made,
+        checkouts(engine) as taken,
+        sqlalchemy_greenlets_made() as greenlets,
+    ):
         one = client.get(path, headers=operator)
         page = client.get("/api/v1/cases?limit=2&with_total=true", headers=operator)
         created = client.post("/api/v1/incidents", json=body, headers=intake)
@@ -140,7 +166,7 @@ def test_reads_and_a_create_go_to_the_driver_without_a_sqlalchemy_connection(
     assert page.status_code == 200 and page.json()["total"] == 1
     assert created.status_code == 201, created.text
     assert created.json()["agency_id"] == world.adm_krasnodar.id
-    assert made == []
+    assert made == [] and greenlets == []
     assert len(taken) == 4 and engine.pool.checkedout() == 0  # the page's count its own
 
 
@@ -273,51 +299,3 @@ def test_a_read_raises_no_exception_on_its_way(client, auth, world):
         assert client.get(path, headers=operator).status_code == 200
         assert client.get("/api/v1/cases?limit=5", headers=operator).status_code == 200
     assert not seen, "\n".join(sorted(set(seen)))
-
-
-@contextmanager
-def sqlalchemy_greenlets_made():
-    """Each greenlet SQLAlchemy's greenlet_spawn makes (app.core.greenlets keeps its own)."""
-    from sqlalchemy.util import _concurrency_py3k
-
-    made: list[str] = []
-    kind = _concurrency_py3k._AsyncIoGreenlet
-    init = kind.__init__
-
-    def counted(self, fn, driver):
-        made.append(getattr(fn, "__qualname__", repr(fn)))
-        init(self, fn, driver)
-
-    kind.__init__ = counted
-    try:
-        yield made
-    finally:
-        kind.__init__ = init
-
-
-def test_reads_and_a_create_take_and_return_their_connection_on_kept_greenlets(
-    client, auth, db, world
-):
-    """The pool's checkout and return run on greenlets kept from earlier requests
-    (app.core.greenlets): SQLAlchemy's greenlet_spawn would make two new ones a request."""
-    if db.dialect != "postgresql":
-        pytest.skip("SQLite reads and writes in the request's transaction")
-    rule(db, category_ids=[world.roads.id], agency_id=world.adm_krasnodar.id)
-    intake = auth.headers("integration", source="incident-management")
-    operator = auth.headers("operator")
-    warm = client.post(
-        "/api/v1/incidents", json=incident(n="warm", category_id=world.potholes.id), headers=intake
-    )
-    assert warm.status_code == 201, warm.text  # the references and the account remembered
-    path = f"/api/v1/cases/{warm.json()['id']}"
-    assert client.get(path, headers=operator).status_code == 200
-    engine = client.app.state.engine
-    body = incident(n="kept", category_id=world.potholes.id)
-    with sqlalchemy_greenlets_made() as made, checkouts(engine) as taken:
-        one = client.get(path, headers=operator)
-        page = client.get("/api/v1/cases?limit=2", headers=operator)
-        created = client.post("/api/v1/incidents", json=body, headers=intake)
-    assert one.status_code == 200 and page.status_code == 200
-    assert created.status_code == 201, created.text
-    assert len(taken) == 3 and engine.pool.checkedout() == 0
-    assert made == []
