@@ -75,12 +75,19 @@ class LogLines:
         return [line for line in self.all() if line["logger"] == logger]
 
 
-@pytest.fixture
-def log_lines() -> Iterator[LogLines]:
-    stream = io.StringIO()
+def json_handler(stream: io.StringIO) -> logging.StreamHandler:
+    """A handler as the service's logging_config makes it (JSON lines, the request id), on
+    `stream`."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
+    return handler
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    stream = io.StringIO()
+    handler = json_handler(stream)
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 import pytest
 from fastapi.testclient import TestClient
 
-from app.observability.logging import DirectLine, JsonFormatter, RequestIdFilter, TextFormatter
+from app.observability.logging import DirectLine, TextFormatter
+from tests.observability.conftest import json_handler
 
 ACCESS = "regiondesk.access"
 
@@ -34,18 +35,22 @@ def service_logging() -> Iterator[logging.StreamHandler]:
     are set aside meanwhile (it adds them around each phase of a test, so this is entered in
     the test's body), and everything is put back after."""
     root, access = logging.getLogger(), logging.getLogger(ACCESS)
-    saved = root.handlers[:], root.level, access.handlers[:], access.filters[:], access.propagate
-    handler = logging.StreamHandler(io.StringIO())
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(RequestIdFilter())
+    root_handlers, root_level = root.handlers[:], root.level
+    access_handlers, access_filters = access.handlers[:], access.filters[:]
+    propagate = access.propagate
+    handler = json_handler(io.StringIO())
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     try:
         yield handler
     finally:
-        root.handlers[:], access.handlers[:], access.filters[:] = saved[0], saved[2], saved[3]
-        root.setLevel(saved[1])
-        access.propagate = saved[4]
+        root.handlers[:], access.handlers[:], access.filters[:] = (
+            root_handlers,
+            access_handlers,
+            access_filters,
+        )
+        root.setLevel(root_level)
+        access.propagate = propagate
 
 
 def _lines(handler: logging.StreamHandler, logger: str = ACCESS) -> list[dict]:
