@@ -247,18 +247,26 @@ def seek(sort: str, value: Any, last_id: Any, *, null_tail: bool) -> ColumnEleme
     """Rows strictly past (value, last_id) in the sort order; both plain values or bind
     parameters. due_at may be null: nulls sort last in both directions and are walked by id
     (null_tail: the cursor is already among them)."""
+    column = _COLUMNS[sort.lstrip("-")]
+    if null_tail:
+        return and_(column.is_(None), past_id(sort, last_id))
+    clause = seek_dated(sort, value, last_id)
+    return or_(clause, column.is_(None)) if column is Case.due_at else clause
+
+
+def past_id(sort: str, last_id: Any) -> ColumnElement[bool]:
+    return Case.id < last_id if sort.startswith("-") else Case.id > last_id
+
+
+def seek_dated(sort: str, value: Any, last_id: Any) -> ColumnElement[bool]:
+    """Rows strictly past (value, last_id) whose key is not null, with a bound an index can
+    start from: PostgreSQL takes `key < value OR (key = value AND id < last)` as a filter only,
+    so each page walked the order's index from its first entry, past every case of the pages
+    before (the fifth page of a filter read five pages' cases, each one a heap row, most of
+    them outside the buffer cache at 10M cases). `key <= value` beside it is an index
+    condition: a page reads its own rows."""
     descending = sort.startswith("-")
     column = _COLUMNS[sort.lstrip("-")]
-    past_id = Case.id < last_id if descending else Case.id > last_id
-    if null_tail:
-        return and_(column.is_(None), past_id)
     past_value = column < value if descending else column > value
-    clause = or_(past_value, and_(column == value, past_id))
-    if column is Case.due_at:
-        return or_(clause, column.is_(None))
-    # The same rows, with a bound an index can start from: PostgreSQL takes the OR above as a
-    # filter only, so each page walked the order's index from its first entry, past every
-    # case of the pages before (the fifth page of a filter read five pages' cases, each one a
-    # heap row, most of them outside the buffer cache at 10M cases).
     bound = column <= value if descending else column >= value
-    return and_(bound, clause)
+    return and_(bound, or_(past_value, and_(column == value, past_id(sort, last_id))))

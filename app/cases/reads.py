@@ -50,7 +50,9 @@ from app.cases.queries import (
     filter_clauses,
     in_category,
     ordering,
+    past_id,
     seek,
+    seek_dated,
     text_search,
     tsquery,
 )
@@ -200,11 +202,56 @@ def _page(shape: PageShape, q: str | None) -> tuple[Select, Select]:
 
 def _ordered_page(stmt: Select, shape: PageShape) -> Select:
     """`stmt` in the shape's order, past its cursor if it has one, limited to page_limit."""
+    if shape.sort in _BY_DEADLINE and (shape.cursor is not None or shape.sort == "-due_at"):
+        return _by_deadline(stmt, shape)
     stmt = stmt.order_by(*ordering(shape.sort))
     if shape.cursor is not None:
         value, last_id = bindparam("cursor_value"), bindparam("cursor_id")
         stmt = stmt.where(seek(shape.sort, value, last_id, null_tail=shape.cursor == "null"))
     return stmt.limit(bindparam("page_limit", type_=Integer))
+
+
+_BY_DEADLINE = frozenset({"due_at", "-due_at"})
+
+
+def _by_deadline(stmt: Select, shape: PageShape) -> Select:
+    """`stmt` by due_at, past a cursor or from the start of -due_at's order: the cases with a
+    deadline, then (nulls sort last both ways) those without, read as two parts, each in the
+    order of the open cases' deadline index (due_at, id). As one statement the order had no
+    index to start from: past a cursor, `due_at > v OR (due_at = v AND id > last) OR due_at
+    IS NULL` is no index condition, so each page walked the index from its first entry (a
+    page a week into the open queue's deadlines at 1M: 5,685 rows read and dropped, 7 ms);
+    and `due_at DESC NULLS LAST` is no index's order (the index read backwards gives nulls
+    first), so each page of -due_at sorted every open case (35 ms at 1M).
+
+    - dated: the cases with a deadline, past the cursor (queries.seek_dated: its bound is an
+      index condition), in the index's order (descending: nulls first, of which it has none);
+    - undated: those without, ordered by (due_at, id) too, which is id order among nulls and
+      the index's.
+
+    Each part is limited to the page; the two are merged in the page's order (ascending:
+    PostgreSQL's Merge Append, which reads the undated part only as far as the page needs;
+    descending: a sort of at most twice the page). EXPLAIN ANALYZE of the page a week in:
+    0.07 ms against 7 ms, planning the same (0.35 ms). Past a cursor among the undated, the
+    undated part alone."""
+    descending = shape.sort.startswith("-")
+    limit = bindparam("page_limit", type_=Integer)
+    in_order = [Case.due_at.desc(), Case.id.desc()] if descending else [Case.due_at, Case.id]
+    undated = stmt.where(Case.due_at.is_(None))
+    if shape.cursor == "null":  # already among the undated
+        past = past_id(shape.sort, bindparam("cursor_id"))
+        return undated.where(past).order_by(*in_order).limit(limit)
+    dated = stmt.where(Case.due_at.is_not(None))
+    if shape.cursor == "value":
+        dated = dated.where(
+            seek_dated(shape.sort, bindparam("cursor_value"), bindparam("cursor_id"))
+        )
+    parts = (
+        part.order_by(*in_order).limit(limit).subquery(name).select()
+        for part, name in ((dated, "dated"), (undated, "undated"))
+    )
+    both = union_all(*parts).subquery("by_deadline")
+    return select(both).order_by(*ordering(shape.sort, both.c)).limit(limit)
 
 
 def _clauses(shape: PageShape, q: str | None) -> tuple[list[Any], Any]:
@@ -300,7 +347,8 @@ def _agency_open_page(shape: PageShape, where: list[Any]) -> Select:
     cases to the agency's list without reading their rows; asked for whole rows, it read
     every open case in the filtered statuses, 45 columns each, before the join kept the
     agency's few: 20-30 ms a page for a district at 1M, now 10-16 (bench/agency_pages.py)."""
-    ids = _ordered_page(select(Case.id).where(*where), shape).subquery("page_ids")
+    key = Case.__table__.c[shape.sort.lstrip("-")]  # for the order of a page in two parts
+    ids = _ordered_page(select(Case.id, key).where(*where), shape).subquery("page_ids")
     return (
         select(*_columns(shape.dialect))
         .where(Case.id.in_(select(ids.c.id)))

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, update
 
+from app.cases.models import Case
 from tests.cases.conftest import appeal, incident, rule
 
 
@@ -250,3 +253,63 @@ def test_every_access_row_carries_its_cases_registration_time(client, auth, db, 
     assert {case_id for case_id, _, _ in found} == {one["id"], routed["id"], *batched}, found
     assert len(found) == 2 + 2 + len(batched)  # two cases given to the partner as well
     assert all(copied == created for _, copied, created in found), found
+
+
+@pytest.mark.parametrize("sort", ["due_at", "-due_at"])
+def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, sort):
+    """Pages by due_at, either way: the cases with a deadline in its order (ties by id), then
+    those without (nulls last both ways, by id), each once across cursor pages, whether a
+    page ends among the dated cases, among the undated, or crosses from one to the other
+    (reads._by_deadline reads the two parts apart); the same for an agency, which sees its
+    own alone."""
+    operator = auth.headers("operator")
+    ids = [_submit(client, operator, n)["id"] for n in range(11)]
+    base = datetime(2027, 1, 1, tzinfo=UTC)
+    day = timedelta(days=1)
+    deadlines = dict(  # two ties, three without a deadline; the last two stay the centre's
+        zip(ids, [3, 1, None, 1, 5, None, 3, 2, None, 2, None], strict=True)
+    )
+    given = ids[:9]
+    for case_id in given:
+        answer = client.post(
+            f"/api/v1/cases/{case_id}/assign",
+            json={"agency_id": world.adm_krasnodar.id},
+            headers=operator,
+        )
+        assert answer.status_code == 200, answer.text
+
+    async def set_deadlines(session):
+        for case_id, days in deadlines.items():
+            due_at = None if days is None else base + days * day
+            await session.execute(update(Case).where(Case.id == case_id).values(due_at=due_at))
+
+    db.run(set_deadlines)
+
+    def expected(cases: list[int]) -> list[int]:
+        dated = sorted((deadlines[i], i) for i in cases if deadlines[i] is not None)
+        undated = sorted(i for i in cases if deadlines[i] is None)
+        if sort.startswith("-"):
+            dated, undated = dated[::-1], undated[::-1]
+        return [i for _, i in dated] + undated
+
+    def walk(headers, limit: int, **params) -> list[int]:
+        seen, cursor = [], None
+        while len(seen) <= len(ids):  # (a page repeated would go round for ever)
+            query = {"sort": sort, "limit": limit, **params}
+            if cursor:
+                query["cursor"] = cursor
+            answer = client.get("/api/v1/cases", params=query, headers=headers)
+            assert answer.status_code == 200, answer.text
+            seen += [case["id"] for case in answer.json()["items"]]
+            cursor = answer.json()["next_cursor"]
+            if cursor is None:
+                return seen
+        raise AssertionError(f"more cases than there are: {seen}")
+
+    open_ = ["new", "assigned", "in_progress", "returned"]
+    krasnodar = auth.headers("agency", agency_id=world.adm_krasnodar.id)
+    for limit in (1, 2, 4, 5, 6, 50):
+        assert walk(operator, limit) == expected(ids), limit
+        assert walk(operator, limit, status=open_) == expected(ids), limit
+        assert walk(krasnodar, limit) == expected(given), limit
+        assert walk(krasnodar, limit, status=open_) == expected(given), limit

@@ -239,3 +239,53 @@ def test_a_page_after_a_cursor_starts_at_the_cursor_in_the_index(
     # the pages before, and the fifth page of a filter read five pages' cases.
     bound = "<=" if "sort=-" in query else ">="
     assert f"{column} {bound}" in scan.get("Index Cond", ""), scan
+
+
+def _scans_under_limits(plan: dict, ancestors: tuple = ()) -> list[tuple[dict, list[str]]]:
+    """Each scan of case_file with the node types between it and the nearest Limit above it."""
+    found = []
+    if plan.get("Relation Name") == "case_file":
+        above = [node["Node Type"] for node in ancestors]
+        cut = max((i for i, kind in enumerate(above) if kind == "Limit"), default=-1)
+        found.append((plan, above[cut + 1 :]))
+    for child in plan.get("Plans", ()):
+        found += _scans_under_limits(child, (*ancestors, plan))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("sort", "cursor", "bound"),
+    [("due_at", True, "due_at >="), ("-due_at", True, "due_at <="), ("-due_at", False, None)],
+)
+def test_a_deadline_page_starts_at_its_place_in_the_index(
+    client, auth, db, world, sort, cursor, bound
+):
+    """Pages by due_at take the cases with a deadline and those without apart, each part in
+    the order of the open cases' deadline index, limited to the page (reads._by_deadline):
+    past a cursor the index is entered at it, and -due_at (nulls last, which the index read
+    backwards does not give) sorts no more than the parts' few rows. As one statement, a
+    cursor page walked the index from its first entry (the seek's OR is no index condition)
+    and each page of -due_at sorted every open case."""
+    made = _intake(client, auth, f"deadline-{sort}-{cursor}", territory_id=world.sochi.id)
+    operator = auth.headers("operator")
+    for case in made[:2]:  # new incidents have no deadline; assigned ones have
+        answer = client.post(
+            f"/api/v1/cases/{case['id']}/assign",
+            json={"agency_id": world.adm_sochi.id},
+            headers=operator,
+        )
+        assert answer.status_code == 200 and answer.json()["due_at"], answer.text
+    path = f"/api/v1/cases?{OPEN}&limit=1&sort={sort}"
+    if cursor:
+        first = client.get(path, headers=operator).json()
+        assert first["next_cursor"], first
+        path += f"&cursor={first['next_cursor']}"
+    plan = _plan(client, *_sent_page(client, path, operator))
+    page = next((n for n in _nodes(plan) if n.get("Subplan Name") == "CTE page"), plan)
+    scans = _scans_under_limits(page)
+    assert {scan.get("Index Name") for scan, _ in scans} == {"ix_case_file_open_by_due"}, scans
+    # Each part's rows come in the index's order straight into the part's limit.
+    assert all("Sort" not in above for _, above in scans), scans
+    if bound:
+        conditions = [scan.get("Index Cond", "") for scan, _ in scans]
+        assert any(bound in condition for condition in conditions), conditions
