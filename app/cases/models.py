@@ -159,6 +159,20 @@ class Case(SQLModel, table=True):
             postgresql_where=_INBOX,
             sqlite_where=_INBOX,
         ),
+        # Every list in order of last change or of deadline (0024): a page walks the order,
+        # testing each case against the filters, instead of sorting every case that passes
+        # them (the register by -updated_at at 1M: 1.1 s a page; the closed cases by due_at:
+        # 1.4-1.8 s). The open cases by last change have their own, or the walk went past
+        # the closed ones first (an agency's open cases by updated_at: 299 ms).
+        Index("ix_case_file_updated", "updated_at", "id"),
+        Index("ix_case_file_due", "due_at", "id"),
+        Index(
+            "ix_case_file_open_by_updated",
+            "updated_at",
+            "id",
+            postgresql_where=_OPEN,
+            sqlite_where=_OPEN,
+        ),
     )
     # Optimistic locking: every UPDATE checks and bumps the version (sent as the ETag).
     __mapper_args__ = {"version_id_col": _VERSION}
