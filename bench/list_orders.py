@@ -1,0 +1,120 @@
+"""What PostgreSQL spends on a list's page in each order the API offers, under common filters:
+every sort (created_at, updated_at, due_at, either way) with each of ten filters (none, the open
+queue, the centre's inbox, a territory's and a sector's open cases, a territory, an agency, the
+closed cases, the overdue ones, a priority), its first page and the page after its cursor, as
+the operator (or, with `--as agency`, the demo district user of adm-krasnodar) asks for them in
+process. Each page's statement is caught as the app sends it and run again under EXPLAIN
+ANALYZE with the same parameters, in a transaction rolled back after (a page writes its record
+of the personal data shown); the best of `--repeat` execution times is printed, and pages over
+`--slow` ms are marked.
+
+    python -m bench.list_orders postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_x
+
+It finds the orders that have no index to walk: their pages sort every case that passes the
+filters, and cost what the table holds, not what the page shows. Run it on a copy, never a
+dataset template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+
+import asyncpg
+import orjson
+from sqlalchemy import event
+
+from app.main import create_app
+from bench.generate import asyncpg_dsn
+from bench.inprocess import OPEN, call, in_process_settings, logged_in
+
+SORTS = ("-created_at", "created_at", "-updated_at", "updated_at", "due_at", "-due_at")
+FILTERS = (
+    "",
+    OPEN,
+    "status=new&status=returned",
+    OPEN + "&territory_id={krasnodar}",
+    OPEN + "&category_id={roads}",
+    "territory_id={krasnodar}",
+    "agency_id={agency}",
+    "status=closed",
+    OPEN + "&overdue=true",
+    "priority=high",
+)
+WHO = {"operator": "queue", "agency": "get"}  # bench.inprocess.LOGINS
+
+
+async def measure(database_url: str, who: str, repeat: int) -> list[tuple[str, str, list[float]]]:
+    settings = in_process_settings(database_url)
+    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    try:
+        names = {
+            "krasnodar": await conn.fetchval("SELECT id FROM territory WHERE code = 'krasnodar'"),
+            "roads": await conn.fetchval("SELECT id FROM category WHERE code = 'roads'"),
+            "agency": await conn.fetchval("SELECT id FROM agency WHERE code = 'adm-krasnodar'"),
+        }
+        app = create_app(settings)
+        sent: list[tuple[str, tuple]] = []
+        measured = []
+        async with app.router.lifespan_context(app):
+
+            def caught(connection, cursor, statement, parameters, *args) -> None:
+                if "case_file" in statement:
+                    sent.append((statement, tuple(parameters or ())))
+
+            event.listen(app.state.engine.sync_engine, "before_cursor_execute", caught)
+            headers = await logged_in(app, WHO[who])
+            for shape, sort in itertools.product(FILTERS, SORTS):
+                query, cursor, times = f"{shape.format(**names)}&limit=50&sort={sort}", None, []
+                for _ in range(2):
+                    sent.clear()
+                    path = query + (f"&cursor={cursor}" if cursor else "")
+                    answer = await call(app, "GET", "/api/v1/cases", headers, query=path.encode())
+                    if answer["status"] != 200:
+                        raise SystemExit(f"{path} answered {answer['status']}: {answer['body']!r}")
+                    statement, parameters = sent[-1]
+                    best = None
+                    for _ in range(repeat):
+                        transaction = conn.transaction()
+                        await transaction.start()
+                        try:
+                            plan = await conn.fetchval(
+                                f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
+                            )
+                        finally:
+                            await transaction.rollback()
+                        ms = json.loads(plan)[0]["Execution Time"]
+                        best = ms if best is None else min(best, ms)
+                    times.append(best)
+                    cursor = orjson.loads(answer["body"])["next_cursor"]
+                    if cursor is None:
+                        break
+                measured.append((shape, sort, times))
+    finally:
+        await conn.close()
+    return measured
+
+
+def main(argv: list[str] | None = None) -> list[tuple[str, str, list[float]]]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("database_url", help="a copy of a bench dataset (never the template)")
+    p.add_argument("--as", dest="who", choices=tuple(WHO), default="operator")
+    p.add_argument("--repeat", type=int, default=2, help="EXPLAIN ANALYZE runs of each page")
+    p.add_argument("--slow", type=float, default=25.0, help="mark pages over this many ms")
+    opts = p.parse_args(argv)
+    logging.disable(logging.INFO)  # the request log lines, not what this prints
+    measured = asyncio.run(measure(opts.database_url, opts.who, opts.repeat))
+    print("| filters | sort | first page ms | next page ms | |")
+    print("|---|---|---:|---:|---|")
+    for shape, sort, times in measured:
+        cells = [f"{ms:.2f}" for ms in times] + ["—"] * (2 - len(times))
+        slow = "slow" if max(times) > opts.slow else ""
+        print(f"| `{shape or '(none)'}` | {sort} | {cells[0]} | {cells[1]} | {slow} |")
+    return measured
+
+
+if __name__ == "__main__":
+    main()
