@@ -231,7 +231,8 @@ def _by_deadline(stmt: Select, shape: PageShape) -> Select:
       index's), only as many as the dated part left of the page: none when it filled the
       page, and then it is not run at all (LIMIT 0). Run whenever asked, it would walk the
       undated cases until one passed the filters (57 ms for the closed cases' second page at
-      1M, where few closed cases lack a deadline).
+      1M, where few closed cases lack a deadline, measured with an index of due_at over
+      every case, since left out: migration 0024).
 
     The two are sorted again together, at most page_limit rows. Past a cursor among the
     undated, the undated part alone."""

@@ -297,25 +297,16 @@ def test_a_deadline_page_starts_at_its_place_in_the_index(
     ("query", "index"),
     [
         ("limit=2&sort=-updated_at", "ix_case_file_updated"),
-        ("status=closed&status=new&limit=2&sort=updated_at", "ix_case_file_updated"),
+        ("status=closed&status=new&limit=2&sort=updated_at&cursor", "ix_case_file_updated"),
         (f"{OPEN}&limit=2&sort=-updated_at", "ix_case_file_open_by_updated"),
-        ("limit=2&sort=due_at&cursor", "ix_case_file_due"),
-        ("limit=2&sort=-due_at&territory_id={sochi}", "ix_case_file_due"),
     ],
 )
-def test_lists_by_last_change_or_deadline_walk_an_index(client, auth, world, query, index):
-    """Any list in order of last change or of deadline, not the open queue's alone, walks an
+def test_lists_by_last_change_walk_an_index(client, auth, world, query, index):
+    """Any list in order of last change, not the open queue's by territory alone, walks an
     index in that order (0024): without one, each page sorted every case that passed its
-    filters (the register by -updated_at at 1M: 1.1 s a page)."""
-    made = _intake(client, auth, f"orders-{len(query)}-{index}", territory_id=world.sochi.id)
+    filters (the register by -updated_at at 1M: 1.5 s a page)."""
+    _intake(client, auth, f"orders-{len(query)}-{index}", territory_id=world.sochi.id)
     operator = auth.headers("operator")
-    for case in made[:2]:  # deadlines for two of them
-        answer = client.post(
-            f"/api/v1/cases/{case['id']}/assign",
-            json={"agency_id": world.adm_sochi.id},
-            headers=operator,
-        )
-        assert answer.status_code == 200, answer.text
     path = "/api/v1/cases?" + query.removesuffix("&cursor").format(sochi=world.sochi.id)
     if query.endswith("&cursor"):
         first = client.get(path, headers=operator).json()

@@ -1,4 +1,4 @@
-"""Migration 0024: the indexes of the case lists by last change and by deadline, built
+"""Migration 0024: the indexes of the case lists by last change, built
 CONCURRENTLY on PostgreSQL; a build that was interrupted is built again by the next run."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from tests.conftest import empty_postgresql_database, run_migrations
 from tests.core.conftest import run_on
 
-INDEXES = {"ix_case_file_updated", "ix_case_file_due", "ix_case_file_open_by_updated"}
+INDEXES = {"ix_case_file_updated", "ix_case_file_open_by_updated"}
 BEFORE = "0023"
 
 
@@ -32,10 +32,10 @@ def test_an_interrupted_build_is_built_again():
         run_migrations(url, BEFORE)
 
         def leftover(conn) -> None:
-            conn.execute(text("CREATE INDEX ix_case_file_due ON case_file (created_at)"))
+            conn.execute(text("CREATE INDEX ix_case_file_updated ON case_file (created_at)"))
             conn.execute(
                 text("UPDATE pg_index SET indisvalid = false WHERE indexrelid = :name ::regclass"),
-                {"name": "ix_case_file_due"},
+                {"name": "ix_case_file_updated"},
             )
 
         run_on(url, leftover)
@@ -56,7 +56,6 @@ def test_an_interrupted_build_is_built_again():
         }
         assert set(found) == INDEXES, found
         assert all(valid for valid, _ in found.values()), found
-        assert "(due_at, id)" in found["ix_case_file_due"][1]
         assert "(updated_at, id)" in found["ix_case_file_updated"][1]
         open_ = found["ix_case_file_open_by_updated"][1]
         assert "(updated_at, id)" in open_ and "'in_progress'" in open_, open_
