@@ -25,11 +25,14 @@ import logging.config
 import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
 import orjson
 import uvloop
+from sqlalchemy import event
 
 from app.core.config import Settings
 from app.main import create_app
@@ -120,6 +123,38 @@ async def logged_in(app: Any, scenario: str) -> list[tuple[bytes, bytes]]:
     login = await call(app, "POST", "/api/v1/auth/token", form, LOGINS[scenario])
     token = orjson.loads(login["body"])["access_token"]
     return [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+
+
+@contextmanager
+def case_statements(app: Any) -> Iterator[list[tuple[str, tuple]]]:
+    """The SQL and parameters of each statement on case_file the app sends meanwhile, in
+    order. Listened to, the engine sends each statement through a SQLAlchemy Connection
+    (app.core.db._fetch_pooled): the same SQL and parameters."""
+    sent: list[tuple[str, tuple]] = []
+
+    def caught(connection, cursor, statement, parameters, *args) -> None:
+        if "case_file" in statement:
+            sent.append((statement, tuple(parameters or ())))
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", caught)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", caught)
+
+
+async def list_page(
+    app: Any, headers: list, query: str, sent: list[tuple[str, tuple]]
+) -> tuple[dict[str, Any], tuple[str, tuple]]:
+    """A page of GET /api/v1/cases?`query` and the statement on case_file that read it (the
+    last one `sent`, a case_statements() list, caught); stops the program on any other answer
+    than 200."""
+    sent.clear()
+    answer = await call(app, "GET", "/api/v1/cases", headers, query=query.encode())
+    if answer["status"] != 200:
+        raise SystemExit(f"{query} answered {answer['status']}: {answer['body']!r}")
+    return orjson.loads(answer["body"]), sent[-1]
 
 
 async def measure(opts: argparse.Namespace, settings: Settings) -> None:

@@ -24,12 +24,10 @@ import json
 import logging
 
 import asyncpg
-import orjson
-from sqlalchemy import event
 
 from app.main import create_app
 from bench.generate import asyncpg_dsn
-from bench.inprocess import OPEN, call, in_process_settings, logged_in
+from bench.inprocess import OPEN, case_statements, in_process_settings, list_page, logged_in
 
 SORTS = ("-created_at", "created_at", "-updated_at", "updated_at", "due_at", "-due_at")
 FILTERS = (
@@ -57,42 +55,32 @@ async def measure(database_url: str, who: str, repeat: int) -> list[tuple[str, s
             "agency": await conn.fetchval("SELECT id FROM agency WHERE code = 'adm-krasnodar'"),
         }
         app = create_app(settings)
-        sent: list[tuple[str, tuple]] = []
         measured = []
         async with app.router.lifespan_context(app):
-
-            def caught(connection, cursor, statement, parameters, *args) -> None:
-                if "case_file" in statement:
-                    sent.append((statement, tuple(parameters or ())))
-
-            event.listen(app.state.engine.sync_engine, "before_cursor_execute", caught)
             headers = await logged_in(app, WHO[who])
-            for shape, sort in itertools.product(FILTERS, SORTS):
-                query, cursor, times = f"{shape.format(**names)}&limit=50&sort={sort}", None, []
-                for _ in range(2):
-                    sent.clear()
-                    path = query + (f"&cursor={cursor}" if cursor else "")
-                    answer = await call(app, "GET", "/api/v1/cases", headers, query=path.encode())
-                    if answer["status"] != 200:
-                        raise SystemExit(f"{path} answered {answer['status']}: {answer['body']!r}")
-                    statement, parameters = sent[-1]
-                    best = None
-                    for _ in range(repeat):
-                        transaction = conn.transaction()
-                        await transaction.start()
-                        try:
-                            plan = await conn.fetchval(
-                                f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
-                            )
-                        finally:
-                            await transaction.rollback()
-                        ms = json.loads(plan)[0]["Execution Time"]
-                        best = ms if best is None else min(best, ms)
-                    times.append(best)
-                    cursor = orjson.loads(answer["body"])["next_cursor"]
-                    if cursor is None:
-                        break
-                measured.append((shape, sort, times))
+            with case_statements(app) as sent:
+                for shape, sort in itertools.product(FILTERS, SORTS):
+                    query, cursor, times = f"{shape.format(**names)}&limit=50&sort={sort}", None, []
+                    for _ in range(2):
+                        path = query + (f"&cursor={cursor}" if cursor else "")
+                        body, (statement, parameters) = await list_page(app, headers, path, sent)
+                        best = None
+                        for _ in range(repeat):
+                            transaction = conn.transaction()
+                            await transaction.start()
+                            try:
+                                plan = await conn.fetchval(
+                                    f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
+                                )
+                            finally:
+                                await transaction.rollback()
+                            ms = json.loads(plan)[0]["Execution Time"]
+                            best = ms if best is None else min(best, ms)
+                        times.append(best)
+                        cursor = body["next_cursor"]
+                        if cursor is None:
+                            break
+                    measured.append((shape, sort, times))
     finally:
         await conn.close()
     return measured

@@ -28,12 +28,17 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-import orjson
-from sqlalchemy import event
 
 from app.main import create_app
 from bench.generate import asyncpg_dsn
-from bench.inprocess import QUEUE_FILTERS, call, in_process_settings, logged_in, queue_queries
+from bench.inprocess import (
+    QUEUE_FILTERS,
+    case_statements,
+    in_process_settings,
+    list_page,
+    logged_in,
+    queue_queries,
+)
 
 PLAN_TIMEOUT_MS = 500  # a run of a prepared statement (--plans) longer than this is cancelled
 
@@ -82,46 +87,33 @@ async def measure(
     try:
         queries = await queue_queries(conn)
         app = create_app(settings)
-        sent: list[tuple[str, tuple]] = []
         measured = []
         async with app.router.lifespan_context(app):
-
-            def caught(connection, cursor, statement, parameters, *args) -> None:
-                if "case_file" in statement:
-                    sent.append((statement, tuple(parameters or ())))
-
-            # Listened to, the engine sends each statement through a SQLAlchemy Connection
-            # (app.core.db._fetch_pooled): the same SQL and parameters.
-            event.listen(app.state.engine.sync_engine, "before_cursor_execute", caught)
             headers = await logged_in(app, "queue")
-            for shape, full_query in zip(QUEUE_FILTERS, queries, strict=True):
-                query, cursor = full_query.replace("limit=50", f"limit={limit}"), None
-                for number in range(1, pages + 1):
-                    sent.clear()
-                    path = query + (f"&cursor={cursor}" if cursor else "")
-                    answer = await call(app, "GET", "/api/v1/cases", headers, query=path.encode())
-                    if answer["status"] != 200:
-                        raise SystemExit(f"{path} answered {answer['status']}: {answer['body']!r}")
-                    body = orjson.loads(answer["body"])
-                    statement, parameters = sent[-1]
-                    times, planning = [], []
-                    for _ in range(repeat):
-                        plan = await conn.fetchval(
-                            f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
-                        )
-                        times.append(json.loads(plan)[0]["Execution Time"])
-                        planning.append(json.loads(plan)[0]["Planning Time"])
-                    shown = len(body["items"])
-                    page = Page(shape, number, shown, min(times), min(planning))
-                    if plan_runs:
-                        page.custom_ms, page.generic_ms = [
-                            await run_prepared(conn, statement, parameters, mode, plan_runs)
-                            for mode in ("force_custom_plan", "force_generic_plan")
-                        ]
-                    measured.append(page)
-                    cursor = body["next_cursor"]
-                    if cursor is None:
-                        break
+            with case_statements(app) as sent:
+                for shape, full_query in zip(QUEUE_FILTERS, queries, strict=True):
+                    query, cursor = full_query.replace("limit=50", f"limit={limit}"), None
+                    for number in range(1, pages + 1):
+                        path = query + (f"&cursor={cursor}" if cursor else "")
+                        body, (statement, parameters) = await list_page(app, headers, path, sent)
+                        times, planning = [], []
+                        for _ in range(repeat):
+                            plan = await conn.fetchval(
+                                f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", *parameters
+                            )
+                            times.append(json.loads(plan)[0]["Execution Time"])
+                            planning.append(json.loads(plan)[0]["Planning Time"])
+                        shown = len(body["items"])
+                        page = Page(shape, number, shown, min(times), min(planning))
+                        if plan_runs:
+                            page.custom_ms, page.generic_ms = [
+                                await run_prepared(conn, statement, parameters, mode, plan_runs)
+                                for mode in ("force_custom_plan", "force_generic_plan")
+                            ]
+                        measured.append(page)
+                        cursor = body["next_cursor"]
+                        if cursor is None:
+                            break
     finally:
         await conn.close()
     return measured
