@@ -8,7 +8,7 @@ A list may be sorted by created_at, updated_at or due_at, either way. Only creat
 index over every case; updated_at and due_at had indexes over the open cases alone (by due_at;
 by territory and updated_at). Any other list in those orders (the register, a territory's or an
 agency's cases, the closed ones, a priority) sorted every case that passed its filters for each
-page: at 1M cases 0.5-1.7 s a page (the operator's register by -updated_at: 1.5 s; a district's
+page: at 1M cases 0.5-1.6 s a page (the operator's register by -updated_at: 1.5 s; a district's
 own cases by -updated_at: 0.9-1.2 s), ten times that at 10M. The open cases by updated_at
 without a territory sorted every open case (31-50 ms at 1M).
 
