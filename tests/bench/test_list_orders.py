@@ -4,31 +4,17 @@ user, without a record of what EXPLAIN ANALYZE showed."""
 
 from __future__ import annotations
 
-import asyncio
-
-import asyncpg
 import pytest
 
 from bench import list_orders
-from bench.generate import asyncpg_dsn
-
-
-def _records(database_url: str) -> int:
-    async def count() -> int:
-        conn = await asyncpg.connect(asyncpg_dsn(database_url))
-        try:
-            return await conn.fetchval("SELECT count(*) FROM personal_data_access")
-        finally:
-            await conn.close()
-
-    return asyncio.run(count())
+from tests.bench.conftest import personal_data_records
 
 
 @pytest.mark.parametrize("who", ["operator", "agency"])
 def test_every_order_under_every_filter_is_explained(generated, database_url, capsys, who):
-    before = _records(database_url)
+    before = personal_data_records(database_url)
     measured = list_orders.main([database_url, "--as", who, "--repeat", "1", "--slow", "0"])
-    shown = _records(database_url) - before
+    shown = personal_data_records(database_url) - before
     assert [(shape, sort) for shape, sort, _ in measured] == [
         (shape, sort) for shape in list_orders.FILTERS for sort in list_orders.SORTS
     ]

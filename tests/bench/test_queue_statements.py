@@ -3,13 +3,9 @@ it, page after page by cursor, with how many cases each page held."""
 
 from __future__ import annotations
 
-import asyncio
-
-import asyncpg
-
 from bench import queue_statements
-from bench.generate import asyncpg_dsn
 from bench.inprocess import QUEUE_FILTERS
+from tests.bench.conftest import personal_data_records
 
 
 def test_each_filters_pages_are_explained_as_sent(generated, database_url, capsys):
@@ -32,9 +28,10 @@ def test_each_statement_is_timed_planned_each_run_and_with_one_plan(
     generated, database_url, capsys
 ):
     args = [database_url, "--pages", "1", "--repeat", "1", "--limit", "2"]
-    before = _records(database_url)
+    before = personal_data_records(database_url)
     queue_statements.main(args)
-    explained = _records(database_url) - before  # the pages' and their EXPLAIN ANALYZEs'
+    # the pages' records and their EXPLAIN ANALYZEs'
+    explained = personal_data_records(database_url) - before
     capsys.readouterr()
     pages = queue_statements.main([*args, "--plans", "--runs", "2"])
     assert len(pages) == len(QUEUE_FILTERS)
@@ -45,17 +42,4 @@ def test_each_statement_is_timed_planned_each_run_and_with_one_plan(
     assert table[0].endswith("| planned each run, ms | one plan without values, ms |")
     assert all(line.count("|") == 8 for line in table)
     # The prepared runs are rolled back: they record nothing more.
-    assert _records(database_url) == before + 2 * explained
-
-
-def _records(database_url: str) -> int:
-    """The personal-data access records in the database (one per page that showed some)."""
-
-    async def count() -> int:
-        conn = await asyncpg.connect(asyncpg_dsn(database_url))
-        try:
-            return await conn.fetchval("SELECT count(*) FROM personal_data_access")
-        finally:
-            await conn.close()
-
-    return asyncio.run(count())
+    assert personal_data_records(database_url) == before + 2 * explained

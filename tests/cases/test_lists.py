@@ -17,6 +17,14 @@ def _submit(client, headers, n, **kw):
     return response.json()
 
 
+def _assign(client, case_id: int, agency_id: int, headers) -> dict:
+    answer = client.post(
+        f"/api/v1/cases/{case_id}/assign", json={"agency_id": agency_id}, headers=headers
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 def test_cursor_pages_walk_everything_once_in_order(client, auth, world):
     headers = auth.headers("operator")
     ids = [_submit(client, headers, n)["id"] for n in range(7)]
@@ -236,12 +244,7 @@ def test_every_access_row_carries_its_cases_registration_time(client, auth, db, 
     )
     assert batch.status_code == 200, batch.text
     batched = [item["id"] for item in batch.json()["items"]]
-    answer = client.post(
-        f"/api/v1/cases/{one['id']}/assign",
-        json={"agency_id": world.adm_krasnodar.id},
-        headers=operator,
-    )
-    assert answer.status_code == 200, answer.text
+    _assign(client, one["id"], world.adm_krasnodar.id, operator)
 
     async def rows(session):
         stmt = select(CaseAgency.case_id, CaseAgency.case_created_at, Case.created_at).join(
@@ -271,12 +274,7 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
     )
     given = ids[:9]
     for case_id in given:
-        answer = client.post(
-            f"/api/v1/cases/{case_id}/assign",
-            json={"agency_id": world.adm_krasnodar.id},
-            headers=operator,
-        )
-        assert answer.status_code == 200, answer.text
+        _assign(client, case_id, world.adm_krasnodar.id, operator)
 
     async def set_deadlines(session):
         for case_id, days in deadlines.items():
