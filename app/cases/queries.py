@@ -234,37 +234,19 @@ def ordering(sort: str, columns=None) -> list[Any]:
     return [column.asc().nulls_last() if nullable else column.asc(), id_.asc()]
 
 
-def order_and_seek(stmt: Select, sort: str, cursor: str | None) -> Select:
-    """ORDER BY (key, id) in one direction; after a cursor, rows strictly past it."""
-    stmt = stmt.order_by(*ordering(sort))
-    if cursor is None:
-        return stmt
-    value, last_id = decode_cursor(sort, cursor)
-    return stmt.where(seek(sort, value, last_id, null_tail=value is None))
-
-
-def seek(sort: str, value: Any, last_id: Any, *, null_tail: bool) -> ColumnElement[bool]:
-    """Rows strictly past (value, last_id) in the sort order; both plain values or bind
-    parameters. due_at may be null: nulls sort last in both directions and are walked by id
-    (null_tail: the cursor is already among them)."""
-    column = _COLUMNS[sort.lstrip("-")]
-    if null_tail:
-        return and_(column.is_(None), past_id(sort, last_id))
-    clause = seek_dated(sort, value, last_id)
-    return or_(clause, column.is_(None)) if column is Case.due_at else clause
-
-
 def past_id(sort: str, last_id: Any) -> ColumnElement[bool]:
     return Case.id < last_id if sort.startswith("-") else Case.id > last_id
 
 
-def seek_dated(sort: str, value: Any, last_id: Any) -> ColumnElement[bool]:
-    """Rows strictly past (value, last_id) whose key is not null, with a bound an index can
-    start from: PostgreSQL takes `key < value OR (key = value AND id < last)` as a filter only,
-    so each page walked the order's index from its first entry, past every case of the pages
-    before (the fifth page of a filter read five pages' cases, each one a heap row, most of
-    them outside the buffer cache at 10M cases). `key <= value` beside it is an index
-    condition: a page reads its own rows."""
+def seek(sort: str, value: Any, last_id: Any) -> ColumnElement[bool]:
+    """Rows strictly past (value, last_id) in the sort order, both plain values or bind
+    parameters, among those whose key is not null (due_at's nulls are read apart:
+    app/cases/reads.py _by_deadline). With a bound an index can start from: PostgreSQL takes
+    `key < value OR (key = value AND id < last)` as a filter only, so each page walked the
+    order's index from its first entry, past every case of the pages before (the fifth page
+    of a filter read five pages' cases, each one a heap row, most of them outside the buffer
+    cache at 10M cases). `key <= value` beside it is an index condition: a page reads its
+    own rows."""
     descending = sort.startswith("-")
     column = _COLUMNS[sort.lstrip("-")]
     past_value = column < value if descending else column > value

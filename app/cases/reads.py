@@ -52,7 +52,6 @@ from app.cases.queries import (
     ordering,
     past_id,
     seek,
-    seek_dated,
     text_search,
     tsquery,
 )
@@ -207,7 +206,7 @@ def _ordered_page(stmt: Select, shape: PageShape) -> Select:
     stmt = stmt.order_by(*ordering(shape.sort))
     if shape.cursor is not None:
         value, last_id = bindparam("cursor_value"), bindparam("cursor_id")
-        stmt = stmt.where(seek(shape.sort, value, last_id, null_tail=shape.cursor == "null"))
+        stmt = stmt.where(seek(shape.sort, value, last_id))
     return stmt.limit(bindparam("page_limit", type_=Integer))
 
 
@@ -224,7 +223,7 @@ def _by_deadline(stmt: Select, shape: PageShape) -> Select:
     NULLS LAST` is no index's order (an index read backwards gives nulls first), so each page
     of -due_at sorted every case that passed the filters (the open queue's: 35 ms at 1M).
 
-    - dated: the cases with a deadline, past the cursor (queries.seek_dated: its bound is an
+    - dated: the cases with a deadline, past the cursor (queries.seek: its bound is an
       index condition), in the index's order (descending: nulls first, of which it has none),
       limited to the page;
     - undated: those without, ordered by (due_at, id) too (id order among nulls, and the
@@ -245,9 +244,7 @@ def _by_deadline(stmt: Select, shape: PageShape) -> Select:
         return undated.where(past).order_by(*in_order).limit(limit)
     dated = stmt.where(Case.due_at.is_not(None))
     if shape.cursor == "value":
-        dated = dated.where(
-            seek_dated(shape.sort, bindparam("cursor_value"), bindparam("cursor_id"))
-        )
+        dated = dated.where(seek(shape.sort, bindparam("cursor_value"), bindparam("cursor_id")))
     dated = dated.order_by(*in_order).limit(limit).cte("dated")
     left = limit - select(func.count()).select_from(dated).scalar_subquery()
     undated = undated.order_by(*in_order).limit(left).subquery("undated")
@@ -400,7 +397,7 @@ def _searched(shape: PageShape, others: list[Any], base: Select) -> Select:
         value, last_id = bindparam("cursor_value"), bindparam("cursor_id")
         key, past = tuple_(s.created_at, s.id), tuple_(value, last_id)
         walked = walked.where(key < past if newest else key > past)
-        rest = rest.where(seek(shape.sort, value, last_id, null_tail=False))
+        rest = rest.where(seek(shape.sort, value, last_id))
     walked = (
         walked.order_by(*_in_order(newest, s.created_at, s.id))
         .limit(_limit(SEARCH_WALK))

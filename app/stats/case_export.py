@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 from app.auth.deps import Principal
 from app.cases import access
 from app.cases.models import OPEN_STATUSES, Case
-from app.cases.queries import CaseFilters, apply_filters, order_and_seek
+from app.cases.queries import CaseFilters, apply_filters, ordering
 from app.cases.schemas import PERSONAL_FIELDS
 from app.reference.models import Agency, Category, Territory
 from app.stats.export import Column, Kind
@@ -101,7 +101,7 @@ def export_statement(
         .outerjoin(_agency, _agency.id == Case.agency_id)
         .where(access.visible(principal))
     )
-    stmt = order_and_seek(apply_filters(stmt, filters, category_ids, dialect), sort, None)
+    stmt = apply_filters(stmt, filters, category_ids, dialect).order_by(*ordering(sort))
     return [Column(name, kind) for name, _, kind in columns], stmt
 
 
