@@ -84,9 +84,15 @@ def _fk(table: str, index: bool = True, nullable: bool = True) -> Column:
 
 
 _VERSION = Column("version", Integer, nullable=False)
-# The open statuses as a literal predicate, for partial indexes (a query's `status IN (...)`
-# of open statuses implies it, so the planner can use them).
-_OPEN = text("status IN ('new', 'assigned', 'in_progress', 'returned')")
+_OPEN_LIST = ", ".join(f"'{status}'" for status in OPEN_STATUSES)
+OPEN_CASES = f"status IN ({_OPEN_LIST})"
+SETTLED_CASES = f"status NOT IN ({_OPEN_LIST})"
+"""The open cases and the others (closed, rejected, any status to come) as literal predicates,
+those of the partial indexes: a query's `status IN (...)` of open statuses implies the first, so
+the planner can use those indexes; a statement that holds either as written (reads._by_deadline)
+lets any plan of it use them, even one made without its parameters' values."""
+_OPEN = text(OPEN_CASES)
+_SETTLED = text(SETTLED_CASES)
 # The regional centre's inbox: the cases waiting for its triage (new, or returned by an agency).
 _INBOX = text("status IN ('new', 'returned')")
 
@@ -164,7 +170,8 @@ class Case(SQLModel, table=True):
         # register by -updated_at at 1M: 1.5 s a page). The open cases have their own, or the
         # walk went past the closed ones first (an agency's open cases by updated_at: 299 ms).
         # No such index of due_at: the open queue's deadline pages, planned without their
-        # values after five runs, walked it past the closed cases (migration 0024).
+        # values after five runs, walked it past the closed cases (migration 0024); the
+        # closed and rejected cases have their own instead (below).
         Index("ix_case_file_updated", "updated_at", "id"),
         Index(
             "ix_case_file_open_by_updated",
@@ -172,6 +179,17 @@ class Case(SQLModel, table=True):
             "id",
             postgresql_where=_OPEN,
             sqlite_where=_OPEN,
+        ),
+        # The other cases by deadline (0025): with ix_case_file_open_by_due, a list by deadline
+        # outside the open queue reads both in order, a page from each, instead of sorting
+        # every case its filters let through (the register: 1.1-1.5 s a page at 1M). Not one
+        # index over every case, which the open queue's generic plans walked (0024).
+        Index(
+            "ix_case_file_settled_by_due",
+            "due_at",
+            "id",
+            postgresql_where=_SETTLED,
+            sqlite_where=_SETTLED,
         ),
     )
     # Optimistic locking: every UPDATE checks and bumps the version (sent as the ETag).

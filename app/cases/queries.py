@@ -95,6 +95,11 @@ def open_only(statuses: list[CaseStatus] | None) -> bool:
     return bool(statuses) and set(statuses) <= set(OPEN_STATUSES)
 
 
+def settled_only(statuses: list[CaseStatus] | None) -> bool:
+    """Statuses given, none of them open (closed, rejected)."""
+    return bool(statuses) and not set(statuses) & set(OPEN_STATUSES)
+
+
 def filter_clauses(
     values: dict[str, Any],
     *,

@@ -40,12 +40,13 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from app.auth.deps import Principal
 from app.auth.permissions import Role
 from app.cases import access
-from app.cases.models import OPEN_STATUSES, Case, CaseAgency
+from app.cases.models import OPEN_CASES, OPEN_STATUSES, SETTLED_CASES, Case, CaseAgency
 from app.cases.queries import (
     filter_clauses,
     in_category,
@@ -143,6 +144,7 @@ class PageShape:
     overdue: bool | None
     reopened: bool | None
     statuses_open: bool  # queries.open_only
+    statuses_settled: bool  # queries.settled_only
     sort: str
     cursor: str | None  # None, "value", or "null" (already among the nulls of due_at)
     recorded: bool  # with the INSERT of the record (PostgreSQL)
@@ -182,7 +184,7 @@ def _cached_page(shape: PageShape) -> tuple[Select, Select]:
 
 def _page(shape: PageShape, q: str | None) -> tuple[Select, Select]:
     others, text = _clauses(shape, q)
-    open_only = shape.statuses_open or bool(shape.overdue)
+    open_only = _open_only(shape)
     where = [access.clause(shape.rule), *others] + ([] if text is None else [text])
     base = select(*_columns(shape.dialect)).where(*where)
     if text is not None and shape.dialect == "postgresql" and shape.sort in _BY_TIME:
@@ -201,7 +203,9 @@ def _page(shape: PageShape, q: str | None) -> tuple[Select, Select]:
 
 def _ordered_page(stmt: Select, shape: PageShape) -> Select:
     """`stmt` in the shape's order, past its cursor if it has one, limited to page_limit."""
-    if shape.sort in _BY_DEADLINE and (shape.cursor is not None or shape.sort == "-due_at"):
+    if shape.sort in _BY_DEADLINE and (
+        shape.cursor is not None or shape.sort == "-due_at" or not _open_only(shape)
+    ):
         return _by_deadline(stmt, shape)
     stmt = stmt.order_by(*ordering(shape.sort))
     if shape.cursor is not None:
@@ -213,15 +217,22 @@ def _ordered_page(stmt: Select, shape: PageShape) -> Select:
 _BY_DEADLINE = frozenset({"due_at", "-due_at"})
 
 
+_OPEN_CASES, _SETTLED = sql_text(OPEN_CASES), sql_text(SETTLED_CASES)
+
+
+def _open_only(shape: PageShape) -> bool:
+    return shape.statuses_open or bool(shape.overdue)
+
+
 def _by_deadline(stmt: Select, shape: PageShape) -> Select:
-    """`stmt` by due_at, past a cursor or from the start of -due_at's order: the cases with a
-    deadline, then (nulls sort last both ways) those without, read as two parts, each in the
-    order of a deadline index (due_at, id). As one statement the order had no index to start
-    from: past a cursor, `due_at > v OR (due_at = v AND id > last) OR due_at IS NULL` is no
-    index condition, so each page walked the index from its first entry (a page a week into
-    the open queue's deadlines at 1M: 5,685 rows read and dropped, 7 ms); and `due_at DESC
-    NULLS LAST` is no index's order (an index read backwards gives nulls first), so each page
-    of -due_at sorted every case that passed the filters (the open queue's: 35 ms at 1M).
+    """`stmt` by due_at: the cases with a deadline, then (nulls sort last both ways) those
+    without, read as two parts, each in the order of a deadline index (due_at, id). As one
+    statement the order had no index to start from: past a cursor, `due_at > v OR (due_at = v
+    AND id > last) OR due_at IS NULL` is no index condition, so each page walked the index
+    from its first entry (a page a week into the open queue's deadlines at 1M: 5,685 rows read
+    and dropped, 7 ms); and `due_at DESC NULLS LAST` is no index's order (an index read
+    backwards gives nulls first), so each page of -due_at sorted every case that passed the
+    filters (the open queue's: 35 ms at 1M).
 
     - dated: the cases with a deadline, past the cursor (queries.seek: its bound is an
       index condition), in the index's order (descending: nulls first, of which it has none),
@@ -234,22 +245,51 @@ def _by_deadline(stmt: Select, shape: PageShape) -> Select:
       every case, since left out: migration 0024).
 
     The two are sorted again together, at most page_limit rows. Past a cursor among the
-    undated, the undated part alone."""
+    undated, the undated part alone. Each part reads the open cases and the others apart
+    (_by_status), unless the filters keep to one of them."""
     descending = shape.sort.startswith("-")
     limit = bindparam("page_limit", type_=Integer)
     in_order = [Case.due_at.desc(), Case.id.desc()] if descending else [Case.due_at, Case.id]
-    undated = stmt.where(Case.due_at.is_(None))
+    arms = _by_status(stmt, shape)
+    undated = [Case.due_at.is_(None)]
     if shape.cursor == "null":  # already among the undated
         past = past_id(shape.sort, bindparam("cursor_id"))
-        return undated.where(past).order_by(*in_order).limit(limit)
-    dated = stmt.where(Case.due_at.is_not(None))
+        return _first_of(arms, [*undated, past], in_order, limit, shape.sort)
+    dated = [Case.due_at.is_not(None)]
     if shape.cursor == "value":
-        dated = dated.where(seek(shape.sort, bindparam("cursor_value"), bindparam("cursor_id")))
-    dated = dated.order_by(*in_order).limit(limit).cte("dated")
-    left = limit - select(func.count()).select_from(dated).scalar_subquery()
-    undated = undated.order_by(*in_order).limit(left).subquery("undated")
-    both = union_all(select(dated), undated.select()).subquery("by_deadline")
+        dated.append(seek(shape.sort, bindparam("cursor_value"), bindparam("cursor_id")))
+    first = _first_of(arms, dated, in_order, limit, shape.sort).cte("dated")
+    left = limit - select(func.count()).select_from(first).scalar_subquery()
+    rest = _first_of(arms, undated, in_order, left, shape.sort).subquery("undated")
+    both = union_all(select(first), rest.select()).subquery("by_deadline")
     return select(both).order_by(*ordering(shape.sort, both.c))
+
+
+def _by_status(stmt: Select, shape: PageShape) -> list[Select]:
+    """`stmt` as the parts a deadline index serves: itself if its filters keep to the open
+    cases (ix_case_file_open_by_due); with the other cases' predicate written in if they keep
+    to those (ix_case_file_settled_by_due, migration 0025); else the open cases and the others
+    apart. Written as the indexes' predicates are, so that any plan can use them; the open
+    queue's statements are left as they were (their generic plans: migration 0024)."""
+    if _open_only(shape):
+        return [stmt]
+    if shape.statuses_settled:
+        return [stmt.where(_SETTLED)]
+    return [stmt.where(_OPEN_CASES), stmt.where(_SETTLED)]
+
+
+def _first_of(
+    arms: list[Select], where: list[Any], in_order: list[Any], n: Any, sort: str
+) -> Select:
+    """The first `n` rows of the arms that pass `where`, in the deadline order: each arm read in
+    its index's order and limited, then (two arms) both sorted again and limited, at most 2n
+    rows. PostgreSQL 15 plans no ordered walk of a UNION ALL of plain selects (it sorted all
+    the rows of both), only of arms that are ordered themselves."""
+    if len(arms) == 1:
+        return arms[0].where(*where).order_by(*in_order).limit(n)
+    parts = [a.where(*where).order_by(*in_order).limit(n).subquery() for a in arms]
+    both = union_all(*(part.select() for part in parts)).subquery()
+    return select(both).order_by(*ordering(sort, both.c)).limit(n)
 
 
 def _clauses(shape: PageShape, q: str | None) -> tuple[list[Any], Any]:

@@ -45,7 +45,14 @@ from app.cases.models import (
     CaseStatus,
     Priority,
 )
-from app.cases.queries import CaseFilters, decode_cursor, encode_cursor, given, open_only
+from app.cases.queries import (
+    CaseFilters,
+    decode_cursor,
+    encode_cursor,
+    given,
+    open_only,
+    settled_only,
+)
 from app.cases.schemas import (
     AppealCreate,
     AssignBody,
@@ -885,6 +892,7 @@ class CaseService:
             overdue=filters.overdue,
             reopened=filters.reopened,
             statuses_open=open_only(filters.status),
+            statuses_settled=settled_only(filters.status),
             sort=sort,
             cursor=None if cursor is None else "value" if value is not None else "null",
             recorded=in_statement,

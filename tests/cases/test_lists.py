@@ -263,8 +263,9 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
     """Pages by due_at, either way: the cases with a deadline in its order (ties by id), then
     those without (nulls last both ways, by id), each once across cursor pages, whether a
     page ends among the dated cases, among the undated, or crosses from one to the other
-    (reads._by_deadline reads the two parts apart); the same for an agency, which sees its
-    own alone."""
+    (reads._by_deadline reads the two parts apart), and whether the list holds open cases,
+    closed or rejected ones, or both (each read apart, in the order of its own index); the
+    same for an agency, which sees its own alone."""
     operator = auth.headers("operator")
     ids = [_submit(client, operator, n)["id"] for n in range(11)]
     base = datetime(2027, 1, 1, tzinfo=UTC)
@@ -272,6 +273,11 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
     deadlines = dict(  # two ties, three without a deadline; the last two stay the centre's
         zip(ids, [3, 1, None, 1, 5, None, 3, 2, None, 2, None], strict=True)
     )
+    # Ties and undated cases on both sides of open and settled.
+    statuses = dict(
+        zip(ids, ["assigned", "closed", "closed", "assigned", "rejected", "rejected",
+                  "closed", "in_progress", "assigned", "new", "new"], strict=True)
+    )  # fmt: skip
     given = ids[:9]
     for case_id in given:
         _assign(client, case_id, world.adm_krasnodar.id, operator)
@@ -279,11 +285,13 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
     async def set_deadlines(session):
         for case_id, days in deadlines.items():
             due_at = None if days is None else base + days * day
-            await session.execute(update(Case).where(Case.id == case_id).values(due_at=due_at))
+            changed = {"due_at": due_at, "status": statuses[case_id]}
+            await session.execute(update(Case).where(Case.id == case_id).values(**changed))
 
     db.run(set_deadlines)
 
-    def expected(cases: list[int]) -> list[int]:
+    def expected(cases: list[int], among: list[str] | None = None) -> list[int]:
+        cases = [i for i in cases if among is None or statuses[i] in among]
         dated = sorted((deadlines[i], i) for i in cases if deadlines[i] is not None)
         undated = sorted(i for i in cases if deadlines[i] is None)
         if sort.startswith("-"):
@@ -305,9 +313,12 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
         raise AssertionError(f"more cases than there are: {seen}")
 
     open_ = ["new", "assigned", "in_progress", "returned"]
+    settled = ["closed", "rejected"]
     krasnodar = auth.headers("agency", agency_id=world.adm_krasnodar.id)
     for limit in (1, 2, 4, 5, 6, 50):
         assert walk(operator, limit) == expected(ids), limit
-        assert walk(operator, limit, status=open_) == expected(ids), limit
+        for among in (open_, settled, ["closed"], ["new", "closed"], ["rejected", "assigned"]):
+            assert walk(operator, limit, status=among) == expected(ids, among), (limit, among)
         assert walk(krasnodar, limit) == expected(given), limit
-        assert walk(krasnodar, limit, status=open_) == expected(given), limit
+        for among in (open_, settled, ["closed", "assigned"]):
+            assert walk(krasnodar, limit, status=among) == expected(given, among), (limit, among)

@@ -315,3 +315,66 @@ def test_lists_by_last_change_walk_an_index(client, auth, world, query, index):
     scans = _scans_under_limits(_plan(client, *_sent_page(client, path, operator)))
     assert {scan.get("Index Name") for scan, _ in scans} == {index}, scans
     assert all("Sort" not in above for _, above in scans), scans
+
+
+BOTH_BY_DUE = {"ix_case_file_open_by_due", "ix_case_file_settled_by_due"}
+
+
+@pytest.mark.parametrize(
+    ("query", "indexes"),
+    [
+        ("limit=1&sort=due_at", BOTH_BY_DUE),
+        ("limit=1&sort=-due_at&cursor", BOTH_BY_DUE),
+        ("territory_id={sochi}&limit=1&sort=due_at&cursor", BOTH_BY_DUE),
+        ("status=closed&status=new&limit=1&sort=-due_at&cursor", BOTH_BY_DUE),
+        ("status=closed&limit=1&sort=-due_at", {"ix_case_file_settled_by_due"}),
+        (
+            "status=closed&status=rejected&limit=1&sort=due_at&cursor",
+            {"ix_case_file_settled_by_due"},
+        ),
+    ],
+)
+def test_lists_by_deadline_outside_the_open_queue_walk_an_index(
+    client, auth, db, world, query, indexes
+):
+    """A list by deadline that holds more than open cases reads the open ones and the others
+    apart, each part in the order of its own index of due_at, limited to the page (0025,
+    reads._by_deadline); a list of closed or rejected cases reads their index alone. Without
+    it, each page sorted every case that passed the filters (the register by due_at at 1M:
+    0.9-1.4 s a page)."""
+    from sqlalchemy import update
+
+    from app.cases.models import Case
+
+    pos = auth.headers("integration", source="vk")
+    made = []
+    for n in range(6):
+        sent = incident(n=f"settled-{n}", territory_id=world.sochi.id)
+        answer = client.post("/api/v1/incidents", json=sent, headers=pos)
+        assert answer.status_code == 201, answer.text
+        made.append(answer.json())
+    operator = auth.headers("operator")
+    for case in made[:4]:  # new incidents have no deadline; assigned ones have
+        answer = client.post(
+            f"/api/v1/cases/{case['id']}/assign",
+            json={"agency_id": world.adm_sochi.id},
+            headers=operator,
+        )
+        assert answer.status_code == 200 and answer.json()["due_at"], answer.text
+    # Two closed with a deadline, one rejected without; two assigned, one new.
+    settled = {made[0]["id"]: "closed", made[1]["id"]: "closed", made[4]["id"]: "rejected"}
+
+    async def settle(session):
+        for case_id, status in settled.items():
+            await session.execute(update(Case).where(Case.id == case_id).values(status=status))
+
+    db.run(settle)
+    path = "/api/v1/cases?" + query.removesuffix("&cursor").format(sochi=world.sochi.id)
+    if query.endswith("&cursor"):
+        first = client.get(path, headers=operator).json()
+        assert first["next_cursor"], first
+        path += f"&cursor={first['next_cursor']}"
+    scans = _scans_under_limits(_plan(client, *_sent_page(client, path, operator)))
+    assert {scan.get("Index Name") for scan, _ in scans} == indexes, scans
+    # Each part's rows come in its index's order straight into the part's limit.
+    assert all("Sort" not in above for _, above in scans), scans

@@ -196,6 +196,7 @@ def _search_shape(**changes) -> reads.PageShape:
         "overdue": None,
         "reopened": None,
         "statuses_open": False,
+        "statuses_settled": False,
         "sort": "-created_at",
         "cursor": None,
         "recorded": True,

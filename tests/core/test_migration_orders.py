@@ -1,41 +1,57 @@
-"""Migration 0024: the indexes of the case lists by last change, built
-CONCURRENTLY on PostgreSQL; a build that was interrupted is built again by the next run."""
+"""Migrations 0024 and 0025: the indexes of the case lists by last change and of the settled
+cases by deadline, built CONCURRENTLY on PostgreSQL; a build that was interrupted is built again
+by the next run."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect, text
 
 from tests.conftest import empty_postgresql_database, run_migrations
 from tests.core.conftest import run_on
 
-INDEXES = {"ix_case_file_updated", "ix_case_file_open_by_updated"}
-BEFORE = "0023"
+# Each migration: the revision before it, and its indexes with what their definitions hold.
+MIGRATIONS = {
+    "0024": (
+        "0023",
+        {
+            "ix_case_file_updated": ["(updated_at, id)"],
+            "ix_case_file_open_by_updated": ["(updated_at, id)", "= ANY", "'in_progress'"],
+        },
+    ),
+    "0025": ("0024", {"ix_case_file_settled_by_due": ["(due_at, id)", "<> ALL", "'returned'"]}),
+}
 
 
 def _indexes(conn) -> set[str]:
     return {ix["name"] for ix in inspect(conn).get_indexes("case_file")}
 
 
-def test_the_order_indexes_come_and_go_with_the_revision(fresh_url):
-    run_migrations(fresh_url, BEFORE)
-    assert not INDEXES & run_on(fresh_url, _indexes)
+@pytest.mark.parametrize("revision", sorted(MIGRATIONS))
+def test_the_order_indexes_come_and_go_with_the_revision(fresh_url, revision):
+    before, indexes = MIGRATIONS[revision]
+    run_migrations(fresh_url, before)
+    assert not set(indexes) & run_on(fresh_url, _indexes)
     run_migrations(fresh_url)
-    assert run_on(fresh_url, _indexes) >= INDEXES
-    run_migrations(fresh_url, BEFORE, downgrade=True)
-    assert not INDEXES & run_on(fresh_url, _indexes)
+    assert run_on(fresh_url, _indexes) >= set(indexes)
+    run_migrations(fresh_url, before, downgrade=True)
+    assert not set(indexes) & run_on(fresh_url, _indexes)
 
 
-def test_an_interrupted_build_is_built_again():
+@pytest.mark.parametrize("revision", sorted(MIGRATIONS))
+def test_an_interrupted_build_is_built_again(revision):
     # What an interrupted CREATE INDEX CONCURRENTLY leaves: an index of that name marked
     # invalid (never read by the planner), and the revision not recorded.
+    before, indexes = MIGRATIONS[revision]
+    first = next(iter(indexes))
     with empty_postgresql_database() as url:
-        run_migrations(url, BEFORE)
+        run_migrations(url, before)
 
         def leftover(conn) -> None:
-            conn.execute(text("CREATE INDEX ix_case_file_updated ON case_file (created_at)"))
+            conn.execute(text(f"CREATE INDEX {first} ON case_file (created_at)"))
             conn.execute(
                 text("UPDATE pg_index SET indisvalid = false WHERE indexrelid = :name ::regclass"),
-                {"name": "ix_case_file_updated"},
+                {"name": first},
             )
 
         run_on(url, leftover)
@@ -47,15 +63,14 @@ def test_an_interrupted_build_is_built_again():
                     "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
                     "WHERE i.indexrelid::regclass::text = ANY(:names)"
                 ),
-                {"names": sorted(INDEXES)},
+                {"names": sorted(indexes)},
             ).all()
 
         found = {
             definition.split(" ON ")[0].split()[-1]: (valid, definition)
             for valid, definition in run_on(url, built)
         }
-        assert set(found) == INDEXES, found
+        assert set(found) == set(indexes), found
         assert all(valid for valid, _ in found.values()), found
-        assert "(updated_at, id)" in found["ix_case_file_updated"][1]
-        open_ = found["ix_case_file_open_by_updated"][1]
-        assert "(updated_at, id)" in open_ and "'in_progress'" in open_, open_
+        for name, parts in indexes.items():
+            assert all(part in found[name][1] for part in parts), (parts, found[name][1])
