@@ -15,15 +15,40 @@ def test_every_order_under_every_filter_is_explained(generated, database_url, ca
     before = personal_data_records(database_url)
     measured = list_orders.main([database_url, "--as", who, "--repeat", "1", "--slow", "0"])
     shown = personal_data_records(database_url) - before
-    assert [(shape, sort) for shape, sort, _ in measured] == [
+    assert [(shape, sort) for shape, sort, *_ in measured] == [
         (shape, sort) for shape in list_orders.FILTERS for sort in list_orders.SORTS
     ]
-    for shape, sort, times in measured:
+    for shape, sort, times, generic in measured:
         assert 1 <= len(times) <= 2 and all(ms > 0 for ms in times), (shape, sort, times)
-    assert any(len(times) == 2 for *_, times in measured)  # some filters fill a first page
+        assert generic == [], (shape, sort, generic)  # not asked for
+    assert any(len(times) == 2 for _, _, times, _ in measured)  # some filters fill a first page
     table = capsys.readouterr().out.splitlines()
     assert table[0] == "| filters | sort | first page ms | next page ms | |"
     assert len(table) == 2 + len(measured)
     assert all(line.endswith("| slow |") for line in table[2:])  # every page over 0 ms
     # The app's own pages record what they showed; the EXPLAIN ANALYZE runs are rolled back.
-    assert shown <= sum(len(times) for *_, times in measured)
+    assert shown <= sum(len(times) for _, _, times, _ in measured)
+
+
+def test_generic_plans_are_explained_and_a_switch_to_them_is_marked(
+    generated, database_url, capsys
+):
+    """With --generic each page is also run prepared, seven times, in PostgreSQL's default
+    plan mode (whether it switched to the plan made without the values is marked), and
+    timed with that generic plan, all rolled back."""
+    before = personal_data_records(database_url)
+    measured = list_orders.main([database_url, "--generic", "--repeat", "1", "--slow", "1e9"])
+    assert personal_data_records(database_url) - before <= sum(
+        len(times) for _, _, times, _ in measured
+    )
+    for shape, sort, times, generic in measured:
+        assert len(generic) == len(times), (shape, sort, generic)
+        assert all(
+            isinstance(switched, bool) and (ms is None or ms > 0) for switched, ms in generic
+        )
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| filters | sort | first page ms | next page ms | first page, ")
+    rows = {(line.split(" | ")[0][3:-1], line.split(" | ")[1]): line for line in table[2:]}
+    for shape, sort, _, generic in measured:
+        marked = rows[(shape or "(none)", sort)].endswith("| generic |")
+        assert marked == any(switched for switched, _ in generic), rows[(shape or "(none)", sort)]
