@@ -239,11 +239,14 @@ def ordering(sort: str, columns=None) -> list[Any]:
     return [column.asc().nulls_last() if nullable else column.asc(), id_.asc()]
 
 
-def past_id(sort: str, last_id: Any) -> ColumnElement[bool]:
-    return Case.id < last_id if sort.startswith("-") else Case.id > last_id
+def past_id(sort: str, last_id: Any, columns: Any = None) -> ColumnElement[bool]:
+    """Rows past last_id in the sort's direction, of the case table or of a selectable's
+    columns of the same names (as in ordering)."""
+    id_ = Case.id if columns is None else columns.id
+    return id_ < last_id if sort.startswith("-") else id_ > last_id
 
 
-def seek(sort: str, value: Any, last_id: Any) -> ColumnElement[bool]:
+def seek(sort: str, value: Any, last_id: Any, columns: Any = None) -> ColumnElement[bool]:
     """Rows strictly past (value, last_id) in the sort order, both plain values or bind
     parameters, among those whose key is not null (due_at's nulls are read apart:
     app/cases/reads.py _by_deadline). With a bound an index can start from: PostgreSQL takes
@@ -253,7 +256,8 @@ def seek(sort: str, value: Any, last_id: Any) -> ColumnElement[bool]:
     cache at 10M cases). `key <= value` beside it is an index condition: a page reads its
     own rows."""
     descending = sort.startswith("-")
-    column = _COLUMNS[sort.lstrip("-")]
+    key = sort.lstrip("-")
+    column = _COLUMNS[key] if columns is None else columns[key]
     past_value = column < value if descending else column > value
     bound = column <= value if descending else column >= value
-    return and_(bound, or_(past_value, and_(column == value, past_id(sort, last_id))))
+    return and_(bound, or_(past_value, and_(column == value, past_id(sort, last_id, columns))))

@@ -265,9 +265,12 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
     page ends among the dated cases, among the undated, or crosses from one to the other
     (reads._by_deadline reads the two parts apart), and whether the list holds open cases,
     closed or rejected ones, or both (each read apart, in the order of its own index); the
-    same for an agency, which sees its own alone."""
+    same for an agency, which sees its own alone; and the same for a search (its matches
+    sorted, reads._matches_by_deadline, unless the list keeps to open cases)."""
     operator = auth.headers("operator")
-    ids = [_submit(client, operator, n)["id"] for n in range(11)]
+    bench = {"text": "Во дворе сломана скамейка"}  # not found by the search below
+    ids = [_submit(client, operator, n, **({} if n % 3 else bench))["id"] for n in range(11)]
+    found = {case_id for n, case_id in enumerate(ids) if n % 3}
     base = datetime(2027, 1, 1, tzinfo=UTC)
     day = timedelta(days=1)
     deadlines = dict(  # two ties, three without a deadline; the last two stay the centre's
@@ -290,8 +293,9 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
 
     db.run(set_deadlines)
 
-    def expected(cases: list[int], among: list[str] | None = None) -> list[int]:
+    def expected(cases: list[int], among: list[str] | None = None, q: bool = False) -> list[int]:
         cases = [i for i in cases if among is None or statuses[i] in among]
+        cases = [i for i in cases if not q or i in found]
         dated = sorted((deadlines[i], i) for i in cases if deadlines[i] is not None)
         undated = sorted(i for i in cases if deadlines[i] is None)
         if sort.startswith("-"):
@@ -322,3 +326,7 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
         assert walk(krasnodar, limit) == expected(given), limit
         for among in (open_, settled, ["closed", "assigned"]):
             assert walk(krasnodar, limit, status=among) == expected(given, among), (limit, among)
+        for among in (None, open_, ["closed"], ["new", "closed"]):
+            searched = {"q": "яма"} | ({} if among is None else {"status": among})
+            assert walk(operator, limit, **searched) == expected(ids, among, q=True), searched
+            assert walk(krasnodar, limit, **searched) == expected(given, among, q=True), searched

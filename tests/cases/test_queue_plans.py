@@ -87,11 +87,12 @@ def _page_plan(client, path: str, headers, cursor: bool) -> tuple[list[str], lis
     return _page_scan(_plan(client, sql, parameters))
 
 
-def _intake(client, auth, name: str, **fields) -> list[dict]:
-    """Three incidents from an integration client (`name` tells them apart), as it answered."""
+def _intake(client, auth, name: str, count: int = 3, **fields) -> list[dict]:
+    """`count` incidents from an integration client (`name` tells them apart), as it
+    answered."""
     pos = auth.headers("integration", source="vk")
     made = []
-    for n in range(3):
+    for n in range(count):
         answer = client.post(
             "/api/v1/incidents", json=incident(n=f"{name}-{n}", **fields), headers=pos
         )
@@ -346,13 +347,7 @@ def test_lists_by_deadline_outside_the_open_queue_walk_an_index(
 
     from app.cases.models import Case
 
-    pos = auth.headers("integration", source="vk")
-    made = []
-    for n in range(6):
-        sent = incident(n=f"settled-{n}", territory_id=world.sochi.id)
-        answer = client.post("/api/v1/incidents", json=sent, headers=pos)
-        assert answer.status_code == 201, answer.text
-        made.append(answer.json())
+    made = _intake(client, auth, f"settled-{len(query)}", count=6, territory_id=world.sochi.id)
     operator = auth.headers("operator")
     for case in made[:4]:  # new incidents have no deadline; assigned ones have
         answer = client.post(
@@ -378,3 +373,45 @@ def test_lists_by_deadline_outside_the_open_queue_walk_an_index(
     assert {scan.get("Index Name") for scan, _ in scans} == indexes, scans
     # Each part's rows come in its index's order straight into the part's limit.
     assert all("Sort" not in above for _, above in scans), scans
+
+
+@pytest.mark.parametrize(
+    ("query", "walks"),
+    [
+        ("q=яма&limit=1&sort=due_at", False),
+        ("q=яма&status=closed&limit=1&sort=-due_at&cursor", False),
+        (f"q=яма&{OPEN}&limit=1&sort=due_at&cursor", True),
+    ],
+)
+def test_a_search_by_deadline_walks_the_open_cases_alone(client, auth, db, world, query, walks):
+    """A search page by deadline takes its matches and sorts them (reads._matches_by_deadline)
+    unless the list keeps to the open cases: walking the deadline indexes and testing each
+    case's words read every case for a rare word (2.5 s a page at 1M). The open queue's
+    search pages still walk the open cases' index, bounded by the work in hand."""
+    from sqlalchemy import update
+
+    from app.cases.models import Case
+
+    made = _intake(client, auth, f"search-by-deadline-{len(query)}", count=6)
+    operator = auth.headers("operator")
+    for case in made[:2]:
+        answer = client.post(
+            f"/api/v1/cases/{case['id']}/assign",
+            json={"agency_id": world.adm_sochi.id},
+            headers=operator,
+        )
+        assert answer.status_code == 200, answer.text
+
+    async def close(session):
+        closed = [made[0]["id"], made[2]["id"], made[3]["id"]]
+        await session.execute(update(Case).where(Case.id.in_(closed)).values(status="closed"))
+
+    db.run(close)
+    path = "/api/v1/cases?" + query.removesuffix("&cursor")
+    if query.endswith("&cursor"):
+        first = client.get(path, headers=operator).json()
+        assert first["next_cursor"], first
+        path += f"&cursor={first['next_cursor']}"
+    scans = _scans_under_limits(_plan(client, *_sent_page(client, path, operator)))
+    walked = {scan.get("Index Name") for scan, _ in scans} & BOTH_BY_DUE
+    assert bool(walked) == walks, scans
