@@ -1,17 +1,18 @@
 """What PostgreSQL spends on a list's page in each order the API offers, under common filters:
-every sort (created_at, updated_at, due_at, either way) with each of ten filters (none, the open
-queue, the centre's inbox, a territory's and a sector's open cases, a territory, an agency, the
-closed cases, the overdue ones, a priority), its first page and the page after its cursor, as
-the operator (or, with `--as agency`, the demo district user of adm-krasnodar) asks for them in
-process. Each page's statement is caught as the app sends it and run again under EXPLAIN
-ANALYZE with the same parameters, in a transaction rolled back after (a page writes its record
-of the personal data shown); the best of `--repeat` execution times is printed, and pages over
-`--slow` ms are marked. With `--generic`, each page's statement is also prepared and run seven
-times with the same values, as a connection of the app runs it (PostgreSQL's default
-`plan_cache_mode`: after five runs it keeps the plan made without the values, the generic plan,
-if that looks no dearer), and is marked `generic` if PostgreSQL switched; then timed with its
-generic plan (`force_generic_plan`, bench.queue_statements.run_prepared: ms a run, a dash past
-half a second), which is slow for most of them: what matters is which it switches to.
+every sort (created_at, updated_at, due_at, either way) with each of twelve filters (none, the
+open queue, the centre's inbox, a territory's and a sector's open cases, a territory, an agency,
+the closed cases, the overdue ones, a priority, a search for a common word and for a word in no
+case), its first page and the page after its cursor, as the operator (or, with `--as agency`,
+the demo district user of adm-krasnodar) asks for them in process. Each page's statement is
+caught as the app sends it and run again under EXPLAIN ANALYZE with the same parameters, in a
+transaction rolled back after (a page writes its record of the personal data shown); the best of
+`--repeat` execution times is printed, and pages over `--slow` ms are marked. With `--generic`,
+each page's statement is also prepared and run seven times with the same values, as a connection
+of the app runs it (PostgreSQL's default `plan_cache_mode`: after five runs it keeps the plan
+made without the values, the generic plan, if that looks no dearer), and is marked `generic` if
+PostgreSQL switched; then timed with its generic plan (`force_generic_plan`,
+bench.queue_statements.run_prepared: ms a run, a dash past half a second), which is slow for
+most of them: what matters is which it switches to.
 
     python -m bench.list_orders postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_x
 
@@ -27,6 +28,7 @@ import asyncio
 import itertools
 import json
 import logging
+from urllib.parse import quote
 
 import asyncpg
 
@@ -47,7 +49,11 @@ FILTERS = (
     "status=closed",
     OPEN + "&overdue=true",
     "priority=high",
+    "q={common}",
+    "q={absent}",
 )
+WORDS = {"common": "лифт", "absent": "абракадабра"}
+"""The searches: a word in about 1 of 20 generated cases (bench/texts.py), and one in none."""
 WHO = {"operator": "queue", "agency": "get"}  # bench.inprocess.LOGINS
 
 
@@ -91,7 +97,7 @@ async def measure(database_url: str, who: str, repeat: int, generic: bool = Fals
             "krasnodar": await conn.fetchval("SELECT id FROM territory WHERE code = 'krasnodar'"),
             "roads": await conn.fetchval("SELECT id FROM category WHERE code = 'roads'"),
             "agency": await conn.fetchval("SELECT id FROM agency WHERE code = 'adm-krasnodar'"),
-        }
+        } | {name: quote(word) for name, word in WORDS.items()}
         app = create_app(settings)
         measured: Measured = []
         runs = range(repeat)
