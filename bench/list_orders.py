@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 import asyncpg
 
+from app.core.db import SERVER_SETTINGS
 from app.main import create_app
 from bench.generate import asyncpg_dsn
 from bench.inprocess import OPEN, case_statements, in_process_settings, list_page, logged_in
@@ -91,7 +92,9 @@ async def _switches(conn: asyncpg.Connection, statement: str, parameters: tuple)
 
 async def measure(database_url: str, who: str, repeat: int, generic: bool = False) -> Measured:
     settings = in_process_settings(database_url)
-    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    conn = await asyncpg.connect(
+        asyncpg_dsn(settings.database_url), server_settings=SERVER_SETTINGS
+    )  # as the app's (no JIT)
     try:
         names = {
             "krasnodar": await conn.fetchval("SELECT id FROM territory WHERE code = 'krasnodar'"),

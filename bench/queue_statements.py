@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from app.core.db import SERVER_SETTINGS
 from app.main import create_app
 from bench.generate import asyncpg_dsn
 from bench.inprocess import (
@@ -83,7 +84,9 @@ async def measure(
     database_url: str, pages: int, repeat: int, limit: int = 50, plan_runs: int = 0
 ) -> list[Page]:
     settings = in_process_settings(database_url)
-    conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    conn = await asyncpg.connect(
+        asyncpg_dsn(settings.database_url), server_settings=SERVER_SETTINGS
+    )  # as the app's (no JIT)
     try:
         queries = await queue_queries(conn)
         app = create_app(settings)

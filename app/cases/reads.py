@@ -189,8 +189,8 @@ def _page(shape: PageShape, q: str | None) -> tuple[Select, Select]:
     base = select(*_columns(shape.dialect)).where(*where)
     if text is not None and shape.dialect == "postgresql" and shape.sort in _BY_TIME:
         stmt = _searched(shape, others, base)
-    elif text is not None and shape.sort in _BY_DEADLINE and not open_only:
-        stmt = _searched_by_deadline(shape, others, base)
+    elif text is not None and not open_only:  # by last change or deadline
+        stmt = _searched_in_order(shape, others, base)
     elif text is None and shape.rule == "agency" and shape.sort in _BY_TIME and not open_only:
         stmt = _agency_page(shape, others)
     elif text is None and shape.rule == "agency":
@@ -273,38 +273,39 @@ def _by_deadline(
     return select(both).order_by(*ordering(shape.sort, both.c))
 
 
-DEADLINE_WALK = 2_000
-"""How many cases a search page by deadline walks in that order (in each index of due_at it
+ORDERED_WALK = 2_000
+"""How many cases a search page by last change or deadline walks in that order (in each index it
 reads) before it sorts every match instead: a word in 1 of 40 cases fills a page of 50 within
 it when no other filter narrows the list (each case read from the table, ~1 µs)."""
 
 
-def _searched_by_deadline(shape: PageShape, others: list[Any], base: Select) -> Select:
-    """A search page by deadline of a list that holds more than open cases, the same rows as
-    `base` in that order, found the cheaper of two ways whatever the word's frequency (as
-    _searched does by time):
+def _searched_in_order(shape: PageShape, others: list[Any], base: Select) -> Select:
+    """A search page by last change or deadline of a list that holds more than open cases, the
+    same rows as `base` in that order, found the cheaper of two ways whatever the word's
+    frequency (as _searched does by time):
 
-    - walk: the next DEADLINE_WALK cases in the deadline order (_by_deadline, its indexes),
-      each one's words tested, the matches joined to case_file by key for the access rule
-      and the filters, until the page is full (PostgreSQL; the words tested on case_file
-      itself, PostgreSQL took every match from the GIN index for the join);
+    - walk: the next ORDERED_WALK cases in the order (_taken_in_order: the indexes of
+      updated_at or due_at), each one's words tested, the matches joined to case_file by key
+      for the access rule and the filters, until the page is full (PostgreSQL; the words
+      tested on case_file itself, PostgreSQL took every match from the GIN index for the join);
     - if the walk found fewer (a rare word, narrow filters, the end of the list): every match
-      (behind OFFSET 0, from the GIN index), read once and sorted by deadline.
+      (behind OFFSET 0, from the GIN index), read once and sorted.
 
-    Left to choose, PostgreSQL walked the deadline indexes to the end, testing each case's
-    words (its guess of a word's frequency is a constant): a word in no case took 2.5 s a page
-    at 1M. Sorting every match took 150-350 ms for a word in 45,000 cases. The open queue's
-    search pages walk the open cases' index whole, which holds the work in hand, not the
-    register. On SQLite, the matches sorted."""
+    Left to choose, PostgreSQL walked the order's index to the end, testing each case's words
+    (its guess of a word's frequency is a constant): at 1M, a word in no case took 1.3-1.5 s a
+    page by last change (migration 0024's index) and 2.5 s by deadline (0025's). Sorting every
+    match took 150-350 ms for a word in 45,000 cases. The open queue's search pages walk the
+    open cases' indexes whole, which hold the work in hand, not the register. On SQLite, the
+    matches sorted."""
     matched = base.offset(literal_column("0")).cte("search_matched")
-    sorted_ = _by_deadline(select(matched), shape, matched.c, name="matched_")
+    sorted_ = _taken_in_order(select(matched), shape, matched.c, name="matched_")
     if shape.dialect != "postgresql":
         return sorted_
     limit = bindparam("page_limit", type_=Integer)
     vector = literal_column("case_file.search_vector", TSVECTOR).label("search_vector")
-    candidates = select(Case.id, Case.due_at, vector)
-    walked = _by_deadline(candidates, shape, limit=_limit(DEADLINE_WALK), name="walk_")
-    walked = walked.subquery("deadline_walked")
+    candidates = select(Case.id, _TABLE.c[shape.sort.lstrip("-")], vector)
+    walked = _taken_in_order(candidates, shape, limit=_limit(ORDERED_WALK), name="walk_")
+    walked = walked.subquery("order_walked")
     words = walked.c.search_vector.op("@@")(tsquery(bindparam("f_q")))
     walk = (
         select(*_columns(shape.dialect))
@@ -312,7 +313,7 @@ def _searched_by_deadline(shape: PageShape, others: list[Any], base: Select) -> 
         .where(words, access.clause(shape.rule), *others)
         .order_by(*ordering(shape.sort, walked.c))
         .limit(limit)
-        .cte("deadline_walk")
+        .cte("order_walk")
     )
     found = select(func.count()).select_from(walk).scalar_subquery()
     rest = sorted_.subquery("search_sorted")
@@ -320,6 +321,21 @@ def _searched_by_deadline(shape: PageShape, others: list[Any], base: Select) -> 
         select(walk).where(found == limit), select(rest).where(found < limit)
     ).subquery("search_page")
     return select(pages).order_by(*ordering(shape.sort, pages.c))
+
+
+def _taken_in_order(
+    stmt: Select, shape: PageShape, columns: Any = None, limit: Any = None, name: str = ""
+) -> Select:
+    """The first `limit` (page_limit) rows of `stmt` in the shape's order past its cursor: by
+    deadline, _by_deadline; by last change, the seek and the order. `columns`: those of a
+    subquery that `stmt` selects from, read as it is; `name`: _by_deadline's."""
+    if shape.sort in _BY_DEADLINE:
+        return _by_deadline(stmt, shape, columns, limit, name)
+    limit = bindparam("page_limit", type_=Integer) if limit is None else limit
+    if shape.cursor is not None:
+        value, last_id = bindparam("cursor_value"), bindparam("cursor_id")
+        stmt = stmt.where(seek(shape.sort, value, last_id, columns))
+    return stmt.order_by(*ordering(shape.sort, columns)).limit(limit)
 
 
 def _by_status(stmt: Select, shape: PageShape) -> list[Select]:

@@ -51,6 +51,14 @@ def json_text(value: Any) -> str:
 json_value = orjson.loads
 
 
+SERVER_SETTINGS = {"jit": "off"}
+"""PostgreSQL settings of the app's connections. No JIT: PostgreSQL compiles a statement whose
+estimated cost passes jit_above_cost, and a search page's fallback (every match of a common
+word, sorted, which the walk makes unnecessary) is estimated at 120,000 at 1M cases: 100-280 ms
+of compiling for a page read in 2 ms. Statements that serve one request never gain that back.
+The bench tools that explain the app's statements connect with them too."""
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         engine = create_async_engine(
@@ -84,11 +92,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         hide_parameters=True,  # errors are logged: no case data or personal data in them
         json_serializer=json_text,
         json_deserializer=json_value,
-        # No JIT: PostgreSQL compiles a statement whose estimated cost passes jit_above_cost,
-        # and a search page's fallback (every match of a common word, sorted, which the walk
-        # makes unnecessary) is estimated at 120,000 at 1M cases: 100-280 ms of compiling for
-        # a page read in 2 ms. Statements that serve one request never gain that back.
-        connect_args={"server_settings": {"jit": "off"}},
+        connect_args={"server_settings": SERVER_SETTINGS},
     )
 
 

@@ -31,13 +31,29 @@ def test_every_order_under_every_filter_is_explained(generated, database_url, ca
 
 
 def test_generic_plans_are_explained_and_a_switch_to_them_is_marked(
-    generated, database_url, capsys
+    generated, database_url, capsys, monkeypatch
 ):
     """With --generic each page is also run prepared, seven times, in PostgreSQL's default
     plan mode (whether it switched to the plan made without the values is marked), and
     timed with that generic plan, all rolled back."""
+    import asyncpg
+
+    from app.core.db import SERVER_SETTINGS
+
+    connected = []
+
+    async def connect(*args, **kwargs):
+        connected.append(kwargs.get("server_settings"))
+        return await real_connect(*args, **kwargs)
+
+    real_connect = asyncpg.connect
     before = personal_data_records(database_url)
+    monkeypatch.setattr(asyncpg, "connect", connect)
     measured = list_orders.main([database_url, "--generic", "--repeat", "1", "--slow", "1e9"])
+    monkeypatch.undo()
+    # Explained on a connection set as the app's (no JIT: a plan priced over jit_above_cost
+    # would count tens of ms of compiling the app never spends): the tool's, then the app's.
+    assert len(connected) >= 2 and all(s == SERVER_SETTINGS for s in connected), connected
     assert personal_data_records(database_url) - before <= sum(
         len(times) for _, _, times, _ in measured
     )

@@ -258,15 +258,16 @@ def test_every_access_row_carries_its_cases_registration_time(client, auth, db, 
     assert all(copied == created for _, copied, created in found), found
 
 
-@pytest.mark.parametrize("sort", ["due_at", "-due_at"])
+@pytest.mark.parametrize("sort", ["due_at", "-due_at", "updated_at", "-updated_at"])
 def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, sort):
     """Pages by due_at, either way: the cases with a deadline in its order (ties by id), then
     those without (nulls last both ways, by id), each once across cursor pages, whether a
     page ends among the dated cases, among the undated, or crosses from one to the other
     (reads._by_deadline reads the two parts apart), and whether the list holds open cases,
     closed or rejected ones, or both (each read apart, in the order of its own index); the
-    same for an agency, which sees its own alone; and the same for a search (its matches
-    sorted, reads._matches_by_deadline, unless the list keeps to open cases)."""
+    same for an agency, which sees its own alone; and the same for a search (a walk of the
+    order, else its matches sorted: reads._searched_in_order, unless the list keeps to open
+    cases). Pages by updated_at (ties, never null) the same way."""
     operator = auth.headers("operator")
     bench = {"text": "Во дворе сломана скамейка"}  # not found by the search below
     ids = [_submit(client, operator, n, **({} if n % 3 else bench))["id"] for n in range(11)]
@@ -285,10 +286,13 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
     for case_id in given:
         _assign(client, case_id, world.adm_krasnodar.id, operator)
 
+    changes = dict(zip(ids, [2, 1, 4, 1, 5, 3, 3, 2, 6, 2, 0], strict=True))  # ties too
+
     async def set_deadlines(session):
         for case_id, days in deadlines.items():
             due_at = None if days is None else base + days * day
             changed = {"due_at": due_at, "status": statuses[case_id]}
+            changed["updated_at"] = base + changes[case_id] * day
             await session.execute(update(Case).where(Case.id == case_id).values(**changed))
 
     db.run(set_deadlines)
@@ -296,8 +300,9 @@ def test_deadline_pages_walk_every_case_once_in_order(client, auth, db, world, s
     def expected(cases: list[int], among: list[str] | None = None, q: bool = False) -> list[int]:
         cases = [i for i in cases if among is None or statuses[i] in among]
         cases = [i for i in cases if not q or i in found]
-        dated = sorted((deadlines[i], i) for i in cases if deadlines[i] is not None)
-        undated = sorted(i for i in cases if deadlines[i] is None)
+        key = deadlines if sort.lstrip("-") == "due_at" else changes
+        dated = sorted((key[i], i) for i in cases if key[i] is not None)
+        undated = sorted(i for i in cases if key[i] is None)
         if sort.startswith("-"):
             dated, undated = dated[::-1], undated[::-1]
         return [i for _, i in dated] + undated
