@@ -95,13 +95,27 @@ def _page_scan(plan: dict) -> tuple[list[str], list[str]]:
     return sorts, scans
 
 
+def _after_first(client, path: str, headers) -> str:
+    """`path` with its first page's cursor: the path of the page after it."""
+    first = client.get(path, headers=headers).json()
+    assert first["next_cursor"], first
+    return f"{path}&cursor={first['next_cursor']}"
+
+
+def _assigned(client, cases: list[dict], agency_id: int, headers) -> None:
+    """The cases assigned to the agency, each given its deadline (new incidents have none)."""
+    for case in cases:
+        answer = client.post(
+            f"/api/v1/cases/{case['id']}/assign", json={"agency_id": agency_id}, headers=headers
+        )
+        assert answer.status_code == 200 and answer.json()["due_at"], answer.text
+
+
 def _page_plan(client, path: str, headers, cursor: bool) -> tuple[list[str], list[str]]:
     """The sorts and scans of the page `path` asks for: its first page, or (`cursor`) the page
     after it."""
     if cursor:
-        first = client.get(path, headers=headers).json()
-        assert first["next_cursor"], first
-        path += f"&cursor={first['next_cursor']}"
+        path = _after_first(client, path, headers)
     sql, parameters = _sent_page(client, path, headers)
     return _page_scan(_plan(client, sql, parameters))
 
@@ -173,9 +187,7 @@ def test_an_agencys_list_walks_its_own_cases_in_order(client, auth, db, world, c
     sochi = auth.headers("agency", agency_id=world.adm_sochi.id)
     path = "/api/v1/cases?limit=2"  # the agency's first screen: everything, newest first
     if cursor:
-        first = client.get(path, headers=sochi).json()
-        assert first["next_cursor"], first
-        path += f"&cursor={first['next_cursor']}"
+        path = _after_first(client, path, sochi)
     plan = _plan(client, *_sent_page(client, path, sochi))
     page = next(n for n in _nodes(plan) if n.get("Subplan Name") == "CTE page")
     taking = _nodes(page)
@@ -251,9 +263,7 @@ def test_a_page_after_a_cursor_starts_at_the_cursor_in_the_index(
     _intake(client, auth, f"seek-{column}-{len(query)}", territory_id=world.sochi.id)
     operator = auth.headers("operator")
     path = "/api/v1/cases?" + query.format(sochi=world.sochi.id)
-    first = client.get(path, headers=operator).json()
-    assert first["next_cursor"], first
-    sql, parameters = _sent_page(client, f"{path}&cursor={first['next_cursor']}", operator)
+    sql, parameters = _sent_page(client, _after_first(client, path, operator), operator)
     plan = _plan(client, sql, parameters)
     page = next((n for n in _nodes(plan) if n.get("Subplan Name") == "CTE page"), plan)
     (scan,) = [n for n in _nodes(page) if n.get("Relation Name") == "case_file"]
@@ -291,18 +301,10 @@ def test_a_deadline_page_starts_at_its_place_in_the_index(
     and each page of -due_at sorted every open case."""
     made = _intake(client, auth, f"deadline-{sort}-{cursor}", territory_id=world.sochi.id)
     operator = auth.headers("operator")
-    for case in made[:2]:  # new incidents have no deadline; assigned ones have
-        answer = client.post(
-            f"/api/v1/cases/{case['id']}/assign",
-            json={"agency_id": world.adm_sochi.id},
-            headers=operator,
-        )
-        assert answer.status_code == 200 and answer.json()["due_at"], answer.text
+    _assigned(client, made[:2], world.adm_sochi.id, operator)
     path = f"/api/v1/cases?{OPEN}&limit=1&sort={sort}"
     if cursor:
-        first = client.get(path, headers=operator).json()
-        assert first["next_cursor"], first
-        path += f"&cursor={first['next_cursor']}"
+        path = _after_first(client, path, operator)
     # (the whole statement: the parts are CTEs of their own, and no other reads case_file)
     scans = _scans_under_limits(_plan(client, *_sent_page(client, path, operator)))
     assert {scan.get("Index Name") for scan, _ in scans} == {"ix_case_file_open_by_due"}, scans
@@ -329,9 +331,7 @@ def test_lists_by_last_change_walk_an_index(client, auth, world, query, index):
     operator = auth.headers("operator")
     path = "/api/v1/cases?" + query.removesuffix("&cursor").format(sochi=world.sochi.id)
     if query.endswith("&cursor"):
-        first = client.get(path, headers=operator).json()
-        assert first["next_cursor"], first
-        path += f"&cursor={first['next_cursor']}"
+        path = _after_first(client, path, operator)
     scans = _scans_under_limits(_plan(client, *_sent_page(client, path, operator)))
     assert {scan.get("Index Name") for scan, _ in scans} == {index}, scans
     assert all("Sort" not in above for _, above in scans), scans
@@ -368,13 +368,7 @@ def test_lists_by_deadline_outside_the_open_queue_walk_an_index(
 
     made = _intake(client, auth, f"settled-{len(query)}", count=6, territory_id=world.sochi.id)
     operator = auth.headers("operator")
-    for case in made[:4]:  # new incidents have no deadline; assigned ones have
-        answer = client.post(
-            f"/api/v1/cases/{case['id']}/assign",
-            json={"agency_id": world.adm_sochi.id},
-            headers=operator,
-        )
-        assert answer.status_code == 200 and answer.json()["due_at"], answer.text
+    _assigned(client, made[:4], world.adm_sochi.id, operator)
     # Two closed with a deadline, one rejected without; two assigned, one new.
     settled = {made[0]["id"]: "closed", made[1]["id"]: "closed", made[4]["id"]: "rejected"}
 
@@ -385,9 +379,7 @@ def test_lists_by_deadline_outside_the_open_queue_walk_an_index(
     db.run(settle)
     path = "/api/v1/cases?" + query.removesuffix("&cursor").format(sochi=world.sochi.id)
     if query.endswith("&cursor"):
-        first = client.get(path, headers=operator).json()
-        assert first["next_cursor"], first
-        path += f"&cursor={first['next_cursor']}"
+        path = _after_first(client, path, operator)
     scans = _scans_under_limits(_plan(client, *_sent_page(client, path, operator)))
     assert {scan.get("Index Name") for scan, _ in scans} == indexes, scans
     # Each part's rows come in its index's order straight into the part's limit.

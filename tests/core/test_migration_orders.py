@@ -1,6 +1,6 @@
-"""Migrations 0024 and 0025: the indexes of the case lists by last change and of the settled
-cases by deadline, built CONCURRENTLY on PostgreSQL; a build that was interrupted is built again
-by the next run."""
+"""Migrations 0021, 0024 and 0025: the indexes of the centre's inbox, of the case lists by last
+change and of the settled cases by deadline, built CONCURRENTLY on PostgreSQL; a build that was
+interrupted is built again by the next run."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from tests.core.conftest import run_on
 
 # Each migration: the revision before it, and its indexes with what their definitions hold.
 MIGRATIONS = {
+    "0021": (
+        "0020",
+        {"ix_case_file_inbox_by_created": ["(created_at, id)", "'new'", "'returned'"]},
+    ),
     "0024": (
         "0023",
         {
