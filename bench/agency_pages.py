@@ -2,8 +2,9 @@
 raw ASGI calls, no server): for agencies from the smallest to the largest, the first page (no
 filter), the same with its total (`with_total=true`), the archive (`status=closed`), the open
 cases (`status=assigned&status=in_progress`) and the third page of the first by cursor (if the
-agency has one), 50 cases a page. Prints the median and the slowest of `--rounds` requests of
-each.
+agency has one), 50 cases a page; and searches, 20 a page: for a common word (its first and
+third pages, and by last change) and for a word in no case. Prints the median and the slowest
+of `--rounds` requests of each.
 
     python -m bench.agency_pages postgresql://postgres@127.0.0.1:5432/regiondesk_bench_1m_x
 
@@ -21,6 +22,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import quote
 
 import asyncpg
 import orjson
@@ -32,12 +34,17 @@ from app.main import create_app
 from bench.generate import asyncpg_dsn
 from bench.inprocess import call, in_process_settings
 
+SEARCH = f"q={quote('лифт')}&limit=20"  # a word in about 1 of 20 cases (bench/texts.py)
 PAGES = {
     "first page": "limit=50",
     "with total": "limit=50&with_total=true",
     "archive": "status=closed&limit=50",
     "open": "status=assigned&status=in_progress&limit=50",
     "third page": "limit=50",  # reached by the cursors of the two before it
+    "search": SEARCH,
+    "search, third page": SEARCH,
+    "search, a word in no case": f"q={quote('абракадабра')}&limit=20",
+    "search by last change": f"{SEARCH}&sort=-updated_at",
 }
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -114,7 +121,7 @@ async def measure(settings: Settings, rounds: int) -> list[Timing]:
             for page, query in PAGES.items():
                 spent = []
                 for _ in range(rounds):
-                    if page == "third page":
+                    if page.endswith("third page"):
                         query = await third_page(get, query)
                         if query is None:  # the agency has two pages at most
                             break
@@ -143,7 +150,7 @@ async def third_page(get, query: str) -> str | None:
         cursor = (await get(query))["next_cursor"]
         if cursor is None:
             return None
-        query = f"{PAGES['third page']}&cursor={cursor}"
+        query = f"{query.split('&cursor=')[0]}&cursor={cursor}"
     return query
 
 
