@@ -242,6 +242,42 @@ def test_an_agencys_search_walks_its_own_list(client, auth, db, world, cursor):
     assert len(client.get(path, headers=sochi).json()["items"]) == (1 if cursor else 3)
 
 
+def test_an_agencys_search_in_order_walks_a_longer_stretch(client, auth, db, world, monkeypatch):
+    """An agency's search page by last change walks AGENCY_ORDERED_WALK of the region's cases,
+    not ORDERED_WALK: the agency holds a part of what it walks. Here the operator's walk is 3
+    cases and the agency's 12; the agency's four cases come before eight newer ones of others,
+    so a walk of 3 would find none of them and sort every match instead."""
+    from app.cases import reads
+
+    monkeypatch.setattr(reads, "ORDERED_WALK", 3)
+    monkeypatch.setattr(reads, "AGENCY_ORDERED_WALK", 12)
+    reads._cached_page.cache_clear()
+    rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
+    _intake(client, auth, "ordered", count=4, territory_id=world.sochi.id, text="Яма")
+    monitor = auth.headers("integration", source="monitor")
+    for n in range(8):  # newer, not Sochi's
+        answer = client.post(
+            "/api/v1/incidents", json=incident(n=f"ordered-{n}-", text="Яма"), headers=monitor
+        )
+        assert answer.status_code == 201, answer.text
+    sochi = auth.headers("agency", agency_id=world.adm_sochi.id)
+    path = "/api/v1/cases?q=яма&limit=2&sort=-updated_at"
+    try:
+        sql, parameters = _sent_page(client, path, sochi)
+        page = client.get(path, headers=sochi).json()
+    finally:
+        reads._cached_page.cache_clear()
+    plan = _analyzed(client, sql, parameters, priced_out=("seqscan",))
+    ran = [n for n in _nodes(plan) if n.get("Actual Loops", 0) > 0]
+    # The page came from the walk: the cases read in the order's index and by key, no match
+    # sought otherwise (the GIN index).
+    cases = {n.get("Index Name") for n in ran if n.get("Relation Name") == "case_file"}
+    assert cases == {"ix_case_file_updated", "pk_case_file"}, cases
+    walked = [n for n in ran if n.get("Index Name") == "ix_case_file_updated"]
+    assert 3 < sum(n["Actual Rows"] for n in walked) <= 12, walked
+    assert len(page["items"]) == 2 and page["next_cursor"], page
+
+
 def test_an_agencys_open_cases_are_chosen_by_id_before_their_rows_are_read(client, auth, db, world):
     rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
     _intake(client, auth, "agency-open", territory_id=world.sochi.id)

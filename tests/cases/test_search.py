@@ -33,12 +33,14 @@ def postgresql_only(db):
 
 @pytest.fixture
 def walk_of(monkeypatch):
-    """Search statements rebuilt with a walk of n cases (reads.SEARCH_WALK, and an agency's
-    AGENCY_SEARCH_WALK)."""
+    """Search statements rebuilt with walks of n cases (reads.SEARCH_WALK, ORDERED_WALK and
+    the agency's AGENCY_SEARCH_WALK and AGENCY_ORDERED_WALK)."""
 
     def set_walk(n: int) -> None:
         monkeypatch.setattr(reads, "SEARCH_WALK", n)
         monkeypatch.setattr(reads, "AGENCY_SEARCH_WALK", n)
+        monkeypatch.setattr(reads, "ORDERED_WALK", n)
+        monkeypatch.setattr(reads, "AGENCY_ORDERED_WALK", n)
         reads._cached_page.cache_clear()
 
     yield set_walk
@@ -197,6 +199,10 @@ def test_search_pages_are_the_same_by_walk_and_by_index(client, auth, world, wal
         assert _pages(client, agency, limit, q="яма", sort="created_at") == reach[::-1]
         assert _pages(client, agency, limit, q="мусор", kind="appeal") == [appeals[2]["id"]]
     assert _pages(client, agency, 2, q="светофор") == []
+    for sort in ("-updated_at", "due_at"):  # its walks of the region in those orders
+        expected = [i for i in _pages(client, operator, 200, sort=sort) if i in reach]
+        for limit in (1, 2, 50):
+            assert _pages(client, agency, limit, q="яма", sort=sort) == expected
 
 
 def _search_shape(**changes) -> reads.PageShape:
