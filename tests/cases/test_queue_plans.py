@@ -276,6 +276,15 @@ def test_an_agencys_search_in_order_walks_a_longer_stretch(client, auth, db, wor
     walked = [n for n in ran if n.get("Index Name") == "ix_case_file_updated"]
     assert 3 < sum(n["Actual Rows"] for n in walked) <= 12, walked
     assert len(page["items"]) == 2 and page["next_cursor"], page
+    # By deadline the walk keeps ORDERED_WALK: it is read whole (its parts merged by a sort),
+    # so a longer one costs every page, whatever the word.
+    try:
+        sql, parameters = _sent_page(client, path.replace("-updated_at", "due_at"), sochi)
+    finally:
+        reads._cached_page.cache_clear()
+    plan = _analyzed(client, sql, parameters, priced_out=("seqscan",))
+    walks = [n for n in _nodes(plan) if n.get("Index Name") in BOTH_BY_DUE]
+    assert walks and all(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) <= 3 for n in walks)
 
 
 def test_an_agencys_open_cases_are_chosen_by_id_before_their_rows_are_read(client, auth, db, world):
