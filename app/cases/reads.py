@@ -253,24 +253,38 @@ def _by_deadline(
     (_by_status), unless the filters keep to one of them. `columns`: those of a subquery
     that `stmt` selects from (a search's matches), read as it is; `limit`: rows to take
     other than page_limit; `name`: a prefix of its parts' names, if a statement holds two."""
-    descending = shape.sort.startswith("-")
     limit = bindparam("page_limit", type_=Integer) if limit is None else limit
     c = _TABLE.c if columns is None else columns
-    in_order = [c.due_at.desc(), c.id.desc()] if descending else [c.due_at, c.id]
+    in_order = _deadline_order(shape.sort, c)
     arms = _by_status(stmt, shape) if columns is None else [stmt]
     undated = [c.due_at.is_(None)]
     if shape.cursor == "null":  # already among the undated
-        past = past_id(shape.sort, bindparam("cursor_id"), columns)
-        return _first_of(arms, [*undated, past], in_order, limit, shape.sort)
-    dated = [c.due_at.is_not(None)]
-    if shape.cursor == "value":
-        value, last_id = bindparam("cursor_value"), bindparam("cursor_id")
-        dated.append(seek(shape.sort, value, last_id, columns))
-    first = _first_of(arms, dated, in_order, limit, shape.sort).cte(f"{name}dated")
+        return _first_of(arms, _first_part(shape, columns), in_order, limit, shape.sort)
+    first = _first_of(arms, _first_part(shape, columns), in_order, limit, shape.sort)
+    first = first.cte(f"{name}dated")
     left = limit - select(func.count()).select_from(first).scalar_subquery()
     rest = _first_of(arms, undated, in_order, left, shape.sort).subquery(f"{name}undated")
     both = union_all(select(first), rest.select()).subquery(f"{name}by_deadline")
     return select(both).order_by(*ordering(shape.sort, both.c))
+
+
+def _deadline_order(sort: str, c: Any) -> list[Any]:
+    """(due_at, id) in the sort's direction as a deadline index gives it (descending: nulls
+    first): the order of one part of _by_deadline, all dated or all undated."""
+    return [c.due_at.desc(), c.id.desc()] if sort.startswith("-") else [c.due_at, c.id]
+
+
+def _first_part(shape: PageShape, columns: Any = None) -> list[Any]:
+    """The conditions of the first part a deadline page reads: the cases with a deadline past
+    the cursor, or (past a cursor among them) those without."""
+    c = _TABLE.c if columns is None else columns
+    if shape.cursor == "null":
+        return [c.due_at.is_(None), past_id(shape.sort, bindparam("cursor_id"), columns)]
+    dated = [c.due_at.is_not(None)]
+    if shape.cursor == "value":
+        value, last_id = bindparam("cursor_value"), bindparam("cursor_id")
+        dated.append(seek(shape.sort, value, last_id, columns))
+    return dated
 
 
 ORDERED_WALK = 2_000
@@ -279,14 +293,12 @@ reads) before it sorts every match instead: a word in 1 of 40 cases fills a page
 it when no other filter narrows the list (each case read from the table, ~1 µs)."""
 
 AGENCY_ORDERED_WALK = 10_000
-"""ORDERED_WALK for an agency's page by last change: the walk is of the region's cases, of which
-the agency holds a part, so a page needs a longer one. Within 10,000, a word in 1 of 20 cases
-fills a page of 20 for an agency given 1 in 25 of the region's cases (the city administration,
-15 % at 1M: 332 ms a page with a walk of 2,000, then every match sorted; 4.8 ms). A smaller
-agency's page falls back to every match either way, after a walk longer by 5-15 ms. Not by
-deadline: that walk is read whole (its parts, the open and the settled cases, are merged by a
-sort, and the undated part counts the dated one), 10,000 of each part in 35 ms whatever the
-word (a district's word in no case: 16 -> 50 ms a page)."""
+"""ORDERED_WALK for an agency's page: the walk is of the region's cases, of which the agency
+holds a part, so a page needs a longer one. Within 10,000, a word in 1 of 20 cases fills a page
+of 20 for an agency given 1 in 25 of the region's cases (the city administration, 15 % at 1M:
+309-337 ms a page by last change or deadline with a walk of 2,000, then every match sorted;
+4-11 ms). A smaller agency's page falls back to every match either way, after a walk longer by
+5-15 ms."""
 
 
 def _searched_in_order(shape: PageShape, others: list[Any], base: Select) -> Select:
@@ -294,11 +306,16 @@ def _searched_in_order(shape: PageShape, others: list[Any], base: Select) -> Sel
     same rows as `base` in that order, found the cheaper of two ways whatever the word's
     frequency (as _searched does by time):
 
-    - walk: the next ORDERED_WALK (an agency's by last change: AGENCY_ORDERED_WALK) cases in
-      the order (_taken_in_order: the indexes of updated_at or due_at), each one's words
-      tested, the matches joined to case_file by key for the access rule and the filters,
-      until the page is full (PostgreSQL; the words tested on case_file itself, PostgreSQL
-      took every match from the GIN index for the join);
+    - walk: the next ORDERED_WALK (an agency's: AGENCY_ORDERED_WALK) cases in the order (the
+      indexes of updated_at or due_at), each one's words tested, the matches joined to
+      case_file by key for the access rule and the filters, until the page is full
+      (PostgreSQL; the words tested on case_file itself, PostgreSQL took every match from the
+      GIN index for the join). By deadline, the first part of _by_deadline alone (the cases
+      with a deadline, or the undated past a cursor among them), its open and settled cases
+      merged as they are read: with both parts, the walk was read whole before its first
+      match (the undated part counts the dated one, and in `-due_at NULLS LAST` the parts were
+      sorted), 2,000 of each part for every page whatever the word. A walk that ends in the
+      first part falls short, and the fallback has the rest;
     - if the walk found fewer (a rare word, narrow filters, the end of the list): every match
       (behind OFFSET 0, from the GIN index), read once and sorted.
 
@@ -315,16 +332,22 @@ def _searched_in_order(shape: PageShape, others: list[Any], base: Select) -> Sel
     limit = bindparam("page_limit", type_=Integer)
     vector = literal_column("case_file.search_vector", TSVECTOR).label("search_vector")
     candidates = select(Case.id, _TABLE.c[shape.sort.lstrip("-")], vector)
-    longer = shape.rule == "agency" and shape.sort not in _BY_DEADLINE
-    stretch = AGENCY_ORDERED_WALK if longer else ORDERED_WALK
-    walked = _taken_in_order(candidates, shape, limit=_limit(stretch), name="walk_")
-    walked = walked.subquery("order_walked")
+    stretch = _limit(AGENCY_ORDERED_WALK if shape.rule == "agency" else ORDERED_WALK)
+    if shape.sort in _BY_DEADLINE:  # the first part alone, merged as it is read
+        by_status = _by_status(candidates, shape)
+        in_order = _deadline_order(shape.sort, _TABLE.c)
+        walked = _first_of(by_status, _first_part(shape), in_order, stretch, shape.sort)
+        walked = walked.subquery("order_walked")
+        walked_order = _deadline_order(shape.sort, walked.c)
+    else:
+        walked = _taken_in_order(candidates, shape, limit=stretch).subquery("order_walked")
+        walked_order = ordering(shape.sort, walked.c)
     words = walked.c.search_vector.op("@@")(tsquery(bindparam("f_q")))
     walk = (
         select(*_columns(shape.dialect))
         .select_from(walked.join(_TABLE, _TABLE.c.id == walked.c.id))
         .where(words, access.clause(shape.rule), *others)
-        .order_by(*ordering(shape.sort, walked.c))
+        .order_by(*walked_order)
         .limit(limit)
         .cte("order_walk")
     )
@@ -367,15 +390,17 @@ def _by_status(stmt: Select, shape: PageShape) -> list[Select]:
 def _first_of(
     arms: list[Select], where: list[Any], in_order: list[Any], n: Any, sort: str
 ) -> Select:
-    """The first `n` rows of the arms that pass `where`, in the deadline order: each arm read in
-    its index's order and limited, then (two arms) both sorted again and limited, at most 2n
-    rows. PostgreSQL 15 plans no ordered walk of a UNION ALL of plain selects (it sorted all
-    the rows of both), only of arms that are ordered themselves."""
+    """The first `n` rows of the arms that pass `where`, in the order `in_order` (one part of
+    a deadline page: _deadline_order): each arm read in its index's order and limited, then
+    (two arms) both merged in the same order and limited, at most 2n rows. PostgreSQL 15 plans
+    no ordered walk of a UNION ALL of plain selects (it sorted all the rows of both), only of
+    arms that are ordered themselves, and merges them as they come (Merge Append) only in
+    their own order: in `-due_at NULLS LAST` (the page's) it sorted them whole."""
     if len(arms) == 1:
         return arms[0].where(*where).order_by(*in_order).limit(n)
     parts = [a.where(*where).order_by(*in_order).limit(n).subquery() for a in arms]
     both = union_all(*(part.select() for part in parts)).subquery()
-    return select(both).order_by(*ordering(sort, both.c)).limit(n)
+    return select(both).order_by(*_deadline_order(sort, both.c)).limit(n)
 
 
 def _clauses(shape: PageShape, q: str | None) -> tuple[list[Any], Any]:

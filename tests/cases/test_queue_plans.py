@@ -243,10 +243,11 @@ def test_an_agencys_search_walks_its_own_list(client, auth, db, world, cursor):
 
 
 def test_an_agencys_search_in_order_walks_a_longer_stretch(client, auth, db, world, monkeypatch):
-    """An agency's search page by last change walks AGENCY_ORDERED_WALK of the region's cases,
-    not ORDERED_WALK: the agency holds a part of what it walks. Here the operator's walk is 3
-    cases and the agency's 12; the agency's four cases come before eight newer ones of others,
-    so a walk of 3 would find none of them and sort every match instead."""
+    """An agency's search page by last change or deadline walks AGENCY_ORDERED_WALK of the
+    region's cases, not ORDERED_WALK: the agency holds a part of what it walks. Here the
+    operator's walk is 3 cases and the agency's 12; the agency's four cases come before eight
+    newer ones of others, so a walk of 3 by last change would find none of them and sort every
+    match instead."""
     from app.cases import reads
 
     monkeypatch.setattr(reads, "ORDERED_WALK", 3)
@@ -255,11 +256,13 @@ def test_an_agencys_search_in_order_walks_a_longer_stretch(client, auth, db, wor
     rule(db, name="Сочи", territory_ids=[world.sochi.id], agency_id=world.adm_sochi.id)
     _intake(client, auth, "ordered", count=4, territory_id=world.sochi.id, text="Яма")
     monitor = auth.headers("integration", source="monitor")
+    others = []
     for n in range(8):  # newer, not Sochi's
         answer = client.post(
             "/api/v1/incidents", json=incident(n=f"ordered-{n}-", text="Яма"), headers=monitor
         )
         assert answer.status_code == 201, answer.text
+        others.append(answer.json())
     sochi = auth.headers("agency", agency_id=world.adm_sochi.id)
     path = "/api/v1/cases?q=яма&limit=2&sort=-updated_at"
     try:
@@ -276,15 +279,27 @@ def test_an_agencys_search_in_order_walks_a_longer_stretch(client, auth, db, wor
     walked = [n for n in ran if n.get("Index Name") == "ix_case_file_updated"]
     assert 3 < sum(n["Actual Rows"] for n in walked) <= 12, walked
     assert len(page["items"]) == 2 and page["next_cursor"], page
-    # By deadline the walk keeps ORDERED_WALK: it is read whole (its parts merged by a sort),
-    # so a longer one costs every page, whatever the word.
-    try:
-        sql, parameters = _sent_page(client, path.replace("-updated_at", "due_at"), sochi)
-    finally:
-        reads._cached_page.cache_clear()
-    plan = _analyzed(client, sql, parameters, priced_out=("seqscan",))
-    walks = [n for n in _nodes(plan) if n.get("Index Name") in BOTH_BY_DUE]
-    assert walks and all(n["Actual Rows"] + n.get("Rows Removed by Filter", 0) <= 3 for n in walks)
+    # By deadline too, and the walk is read as the page needs it: its parts (the open and the
+    # settled cases) merged as they come, not sorted whole, and the undated part not counted.
+    # The agency's four cases have deadlines, and two of others' later ones; a page of 3
+    # needs all four of the agency's: the first four cases by deadline, the last six the other
+    # way (a walk of 3 falls short; one read whole reads all six either way).
+    _assigned(client, others[:2], world.adm_krasnodar.id, auth.headers("operator"))
+    for sort, needed in (("due_at", 4), ("-due_at", 6)):
+        try:
+            sql, parameters = _sent_page(client, f"/api/v1/cases?q=яма&limit=3&sort={sort}", sochi)
+        finally:
+            reads._cached_page.cache_clear()
+        plan = _analyzed(client, sql, parameters, priced_out=("sort", "seqscan"))
+        ran = [n for n in _nodes(plan) if n.get("Actual Loops", 0) > 0]
+        walks = [
+            n
+            for n in ran
+            if n.get("Index Name") in BOTH_BY_DUE and "IS NOT NULL" in n.get("Index Cond", "")
+        ]
+        assert sum(n["Actual Rows"] for n in walks) == needed, walks
+        cases = {n.get("Index Name") for n in ran if n.get("Relation Name") == "case_file"}
+        assert cases <= BOTH_BY_DUE | {"pk_case_file"}, cases  # no match sought otherwise
 
 
 def test_an_agencys_open_cases_are_chosen_by_id_before_their_rows_are_read(client, auth, db, world):
