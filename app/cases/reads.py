@@ -255,15 +255,14 @@ def _by_deadline(
     other than page_limit; `name`: a prefix of its parts' names, if a statement holds two."""
     limit = bindparam("page_limit", type_=Integer) if limit is None else limit
     c = _TABLE.c if columns is None else columns
-    in_order = _deadline_order(shape.sort, c)
     arms = _by_status(stmt, shape) if columns is None else [stmt]
-    undated = [c.due_at.is_(None)]
     if shape.cursor == "null":  # already among the undated
-        return _first_of(arms, _first_part(shape, columns), in_order, limit, shape.sort)
-    first = _first_of(arms, _first_part(shape, columns), in_order, limit, shape.sort)
+        return _first_of(arms, _first_part(shape, columns), limit, shape.sort, c)
+    first = _first_of(arms, _first_part(shape, columns), limit, shape.sort, c)
     first = first.cte(f"{name}dated")
     left = limit - select(func.count()).select_from(first).scalar_subquery()
-    rest = _first_of(arms, undated, in_order, left, shape.sort).subquery(f"{name}undated")
+    undated = [c.due_at.is_(None)]
+    rest = _first_of(arms, undated, left, shape.sort, c).subquery(f"{name}undated")
     both = union_all(select(first), rest.select()).subquery(f"{name}by_deadline")
     return select(both).order_by(*ordering(shape.sort, both.c))
 
@@ -335,8 +334,7 @@ def _searched_in_order(shape: PageShape, others: list[Any], base: Select) -> Sel
     stretch = _limit(AGENCY_ORDERED_WALK if shape.rule == "agency" else ORDERED_WALK)
     if shape.sort in _BY_DEADLINE:  # the first part alone, merged as it is read
         by_status = _by_status(candidates, shape)
-        in_order = _deadline_order(shape.sort, _TABLE.c)
-        walked = _first_of(by_status, _first_part(shape), in_order, stretch, shape.sort)
+        walked = _first_of(by_status, _first_part(shape), stretch, shape.sort)
         walked = walked.subquery("order_walked")
         walked_order = _deadline_order(shape.sort, walked.c)
     else:
@@ -387,15 +385,15 @@ def _by_status(stmt: Select, shape: PageShape) -> list[Select]:
     return [stmt.where(_OPEN_CASES), stmt.where(_SETTLED)]
 
 
-def _first_of(
-    arms: list[Select], where: list[Any], in_order: list[Any], n: Any, sort: str
-) -> Select:
-    """The first `n` rows of the arms that pass `where`, in the order `in_order` (one part of
-    a deadline page: _deadline_order): each arm read in its index's order and limited, then
-    (two arms) both merged in the same order and limited, at most 2n rows. PostgreSQL 15 plans
+def _first_of(arms: list[Select], where: list[Any], n: Any, sort: str, c: Any = None) -> Select:
+    """The first `n` rows of the arms that pass `where` (one part of a deadline page), in its
+    order (_deadline_order, of the columns `c`: the table's unless given): each arm read in
+    its index's order and limited, then (two arms) both merged in the same order and limited,
+    at most 2n rows. PostgreSQL 15 plans
     no ordered walk of a UNION ALL of plain selects (it sorted all the rows of both), only of
     arms that are ordered themselves, and merges them as they come (Merge Append) only in
     their own order: in `-due_at NULLS LAST` (the page's) it sorted them whole."""
+    in_order = _deadline_order(sort, _TABLE.c if c is None else c)
     if len(arms) == 1:
         return arms[0].where(*where).order_by(*in_order).limit(n)
     parts = [a.where(*where).order_by(*in_order).limit(n).subquery() for a in arms]
